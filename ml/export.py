@@ -1,0 +1,68 @@
+"""Export trained weights as a model folder: Paddle inference files plus metadata, written atomically.
+
+A model folder holds
+    model.json           version, labels, input size, net config, metrics, training summary
+    inference.json       the graph for `paddle.inference` (what `ml.predictor` serves)
+    inference.pdiparams  its parameters
+    weights.pdparams     the eager state dict, to fine-tune from (`TrainConfig.init_from`)
+and appears under its final name only once complete, so a half-written version is never loaded.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import paddle
+
+from ml.labels import EXPRESSIONS, INPUT_SIZE
+from ml.model import ExpressionNet, ModelConfig
+from ml.train import WEIGHTS_FILE
+
+METADATA_FILE = "model.json"
+INFERENCE_PREFIX = "inference"
+
+
+def export_model(
+    weights: str | Path,
+    model_config: ModelConfig,
+    out_dir: str | Path,
+    *,
+    version: str,
+    metrics: dict | None = None,
+    training: dict | None = None,
+) -> Path:
+    """Write the model folder `out_dir/version` from a state dict file; return its path."""
+    target = Path(out_dir) / version
+    if target.exists():
+        raise FileExistsError(f"model version {version!r} already exists at {target}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+
+    net = ExpressionNet(model_config)
+    net.set_state_dict(paddle.load(str(weights)))
+    net.eval()
+    staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))
+    try:
+        shutil.copyfile(weights, staging / WEIGHTS_FILE)
+        input_spec = [paddle.static.InputSpec([None, 1, INPUT_SIZE, INPUT_SIZE], "float32", name="pixels")]
+        paddle.jit.save(
+            paddle.jit.to_static(net, input_spec=input_spec, full_graph=True), str(staging / INFERENCE_PREFIX)
+        )
+        metadata = {
+            "version": version,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "labels": list(EXPRESSIONS),
+            "input_size": INPUT_SIZE,
+            "model_config": dataclasses.asdict(model_config),
+            "metrics": metrics or {},
+            "training": training or {},
+        }
+        (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target

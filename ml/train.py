@@ -1,0 +1,299 @@
+"""Train the expression CNN: `python -m ml.train --fer2013 PATH --out runs/NAME`.
+
+The loop is plain Paddle, top to bottom: augment a batch, step SGD with a warm-up
+and cosine learning rate, evaluate on the validation set after each epoch, write
+metrics and a checkpoint, keep the best epoch. A run resumes from its last
+checkpoint (`--resume`) and fine-tunes from an exported model (`--init-from`).
+"""
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import paddle
+from paddle import nn
+
+from ml.augment import AugmentConfig, augment_batch
+from ml.data import LabelledImages, read_fer2013_csv
+from ml.labels import NUM_CLASSES
+from ml.model import ExpressionNet, ModelConfig, predict_probabilities
+
+WEIGHTS_FILE = "weights.pdparams"  # the net's state dict, in checkpoints and model folders alike
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 1.0
+    # Loss weight of a class is count ** -power: 0 ignores imbalance, 1 fully balances it.
+    # 0.5 lifts disgust (1.5% of FER2013) without giving up much overall accuracy.
+    class_weight_power: float = 0.5
+    seed: int = 0
+    init_from: str | None = None  # a folder holding WEIGHTS_FILE to fine-tune from
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        values = dict(values)
+        model = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.pop("model", {}).items()})
+        augment = AugmentConfig(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in values.pop("augment", {}).items()}
+        )
+        return cls(**values, model=model, augment=augment)
+
+
+@dataclass(frozen=True)
+class Progress:
+    epoch: int  # 1-based
+    epochs: int
+    step: int  # within the epoch, 1-based
+    steps: int
+    loss: float
+    images_per_second: float
+    seconds_left: float
+    validation_accuracy: float | None  # of the last finished epoch
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    best_epoch: int
+    best_validation_accuracy: float
+    best_weights: Path
+    history: list[dict]
+
+
+class TrainingStopped(Exception):
+    """Raised when `should_stop` asks the loop to end early (e.g. a cancelled job)."""
+
+
+def class_weights(labels: np.ndarray, power: float) -> np.ndarray:
+    """Loss weight per class, count ** -power, scaled so the average weight of a training image is 1."""
+    counts = np.bincount(labels, minlength=NUM_CLASSES).astype(np.float64)
+    weights = np.maximum(counts, 1) ** -power
+    return (weights / (weights * counts).sum() * counts.sum()).astype(np.float32)
+
+
+def learning_rate_at(step: int, total_steps: int, warmup_steps: int, peak: float) -> float:
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return peak * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=Path(__file__).parent
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def save_atomically(obj: object, path: Path) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    paddle.save(obj, str(temporary))
+    os.replace(temporary, path)
+
+
+def write_json(data: object, path: Path) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(data, indent=2))
+    os.replace(temporary, path)
+
+
+def optimizer_state(net: nn.Layer, optimizer: paddle.optimizer.Optimizer, *, load: dict | None = None) -> dict | None:
+    """Save (or, given `load`, restore) optimizer state keyed by parameter paths like `features.0.0.weight`.
+
+    Paddle keys it by global parameter names (`conv2d_4.w_0_velocity_0`), which depend on how
+    many layers the process built before; paths make a checkpoint resumable in any process.
+    """
+    names = {parameter.name: path for path, parameter in net.named_parameters()}
+
+    def rename(key: str, mapping: dict[str, str]) -> str:
+        owner, _, accumulator = key.partition("_velocity")
+        return mapping[owner] + "_velocity" + accumulator if accumulator and owner in mapping else key
+
+    if load is None:
+        return {rename(key, names): value for key, value in optimizer.state_dict().items()}
+    paths = {path: name for name, path in names.items()}
+    optimizer.set_state_dict({rename(key, paths): value for key, value in load.items()})
+    return None
+
+
+def train(
+    config: TrainConfig,
+    train_set: LabelledImages,
+    validation_set: LabelledImages,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult:
+    """Train into `out_dir` (checkpoint, metrics.json, best weights); return the best epoch's result."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if len(train_set) < config.batch_size:
+        raise ValueError(f"{len(train_set)} training images is fewer than one batch of {config.batch_size}")
+
+    paddle.seed(config.seed)
+    net = ExpressionNet(config.model)
+    if config.init_from:
+        net.set_state_dict(paddle.load(str(Path(config.init_from) / WEIGHTS_FILE)))
+    steps_per_epoch = len(train_set) // config.batch_size
+    total_steps = steps_per_epoch * config.epochs
+    warmup_steps = max(1, int(config.warmup_epochs * steps_per_epoch))
+    optimizer = paddle.optimizer.Momentum(
+        learning_rate=config.learning_rate,
+        momentum=config.momentum,
+        use_nesterov=True,
+        parameters=net.parameters(),
+        weight_decay=config.weight_decay,
+    )
+    loss_fn = nn.CrossEntropyLoss(weight=paddle.to_tensor(class_weights(train_set.labels, config.class_weight_power)))
+
+    state = {"epoch": 0, "best_epoch": 0, "best_validation_accuracy": -1.0, "history": []}
+    if resume and (out_dir / "state.json").exists():
+        state = json.loads((out_dir / "state.json").read_text())
+        net.set_state_dict(paddle.load(str(out_dir / "last.pdparams")))
+        optimizer_state(net, optimizer, load=paddle.load(str(out_dir / "last.pdopt")))
+        print(f"resuming after epoch {state['epoch']}", flush=True)
+    write_json({"config": dataclasses.asdict(config), "git_commit": git_commit()}, out_dir / "config.json")
+
+    last_accuracy = state["history"][-1]["validation_accuracy"] if state["history"] else None
+    run_start, images_done_in_run = time.monotonic(), 0
+    for epoch in range(state["epoch"] + 1, config.epochs + 1):
+        # One generator per epoch keeps a resumed run on the same random path as an unbroken one.
+        rng = np.random.default_rng([config.seed, epoch])
+        order = rng.permutation(len(train_set))
+        net.train()
+        epoch_start, loss_sum, correct = time.monotonic(), 0.0, 0
+        for step in range(steps_per_epoch):
+            if should_stop and should_stop():
+                raise TrainingStopped(f"stopped in epoch {epoch}")
+            index = order[step * config.batch_size : (step + 1) * config.batch_size]
+            pixels = paddle.to_tensor(augment_batch(train_set.images[index], rng, config.augment)[:, None])
+            labels = paddle.to_tensor(train_set.labels[index])
+            optimizer.set_lr(
+                learning_rate_at((epoch - 1) * steps_per_epoch + step, total_steps, warmup_steps, config.learning_rate)
+            )
+            logits = net(pixels)
+            loss = loss_fn(logits, labels)
+            loss.backward()
+            optimizer.step()
+            optimizer.clear_grad()
+
+            loss_sum += float(loss)
+            correct += int((logits.argmax(axis=1) == labels).astype("int64").sum())
+            images_done_in_run += len(index)
+            rate = images_done_in_run / (time.monotonic() - run_start)
+            steps_left = (config.epochs - epoch) * steps_per_epoch + steps_per_epoch - step - 1
+            progress = Progress(
+                epoch,
+                config.epochs,
+                step + 1,
+                steps_per_epoch,
+                loss_sum / (step + 1),
+                rate,
+                steps_left * config.batch_size / rate,
+                last_accuracy,
+            )
+            if on_progress:
+                on_progress(progress)
+            if (step + 1) % 50 == 0 or step + 1 == steps_per_epoch:
+                print(
+                    f"epoch {epoch}/{config.epochs} step {step + 1}/{steps_per_epoch} "
+                    f"loss {progress.loss:.4f} {rate:.0f} img/s, {progress.seconds_left / 60:.1f} min left",
+                    flush=True,
+                )
+
+        probabilities = predict_probabilities(net, validation_set.images)
+        validation_accuracy = (
+            float((probabilities.argmax(axis=1) == validation_set.labels).mean()) if len(validation_set) else 0.0
+        )
+        record = {
+            "epoch": epoch,
+            "learning_rate": optimizer.get_lr(),
+            "train_loss": loss_sum / steps_per_epoch,
+            "train_accuracy": correct / (steps_per_epoch * config.batch_size),
+            "validation_accuracy": validation_accuracy,
+            "seconds": time.monotonic() - epoch_start,
+            "images_per_second": steps_per_epoch * config.batch_size / (time.monotonic() - epoch_start),
+        }
+        print(json.dumps(record), flush=True)
+        last_accuracy = validation_accuracy
+        state["epoch"] = epoch
+        state["history"].append(record)
+        save_atomically(net.state_dict(), out_dir / "last.pdparams")
+        save_atomically(optimizer_state(net, optimizer), out_dir / "last.pdopt")
+        if validation_accuracy > state["best_validation_accuracy"]:
+            state["best_epoch"], state["best_validation_accuracy"] = epoch, validation_accuracy
+            (out_dir / "best").mkdir(exist_ok=True)
+            save_atomically(net.state_dict(), out_dir / "best" / WEIGHTS_FILE)
+        write_json(state["history"], out_dir / "metrics.json")
+        write_json(state, out_dir / "state.json")  # last: marks the epoch's checkpoint complete
+
+    return TrainResult(
+        best_epoch=state["best_epoch"],
+        best_validation_accuracy=state["best_validation_accuracy"],
+        best_weights=out_dir / "best" / WEIGHTS_FILE,
+        history=state["history"],
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m ml.train", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--fer2013", required=True, help="FER2013 CSV (plain or .gz): trains on Training, chooses on PublicTest"
+    )
+    parser.add_argument("--out", required=True, help="run folder: checkpoints, metrics.json, best/")
+    parser.add_argument("--config", help="JSON file of TrainConfig fields")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--init-from", help="model folder to fine-tune from")
+    parser.add_argument("--limit", type=int, help="use only the first N training images (quick trials)")
+    parser.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    config = TrainConfig.from_dict(json.loads(Path(args.config).read_text())) if args.config else TrainConfig()
+    overrides = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "seed": args.seed,
+        "init_from": args.init_from,
+    }
+    config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    train_set = read_fer2013_csv(args.fer2013, ("Training",))
+    if args.limit:
+        train_set = LabelledImages(train_set.images[: args.limit], train_set.labels[: args.limit])
+    validation_set = read_fer2013_csv(args.fer2013, ("PublicTest",))
+    print(
+        f"training on {len(train_set)} images {train_set.class_counts()}, validating on {len(validation_set)}",
+        flush=True,
+    )
+    result = train(config, train_set, validation_set, args.out, resume=args.resume)
+    print(f"best epoch {result.best_epoch}: validation accuracy {result.best_validation_accuracy:.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

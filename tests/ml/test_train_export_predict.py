@@ -1,0 +1,136 @@
+"""Train -> export -> predict, end to end on a real tiny Paddle model."""
+
+import json
+
+import numpy as np
+import paddle
+import pytest
+
+from ml.augment import AugmentConfig, augment_batch
+from ml.export import export_model
+from ml.labels import EXPRESSIONS, INPUT_SIZE
+from ml.model import ExpressionNet, predict_probabilities
+from ml.predictor import ModelLoadError, Predictor
+from ml.testing import TINY_MODEL, synthetic_crops, train_tiny_model
+from ml.train import WEIGHTS_FILE, TrainConfig, TrainingStopped, class_weights, learning_rate_at, train
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    return train_tiny_model(tmp_path_factory.mktemp("models"))
+
+
+def test_exported_model_learned_and_matches_the_eager_net(tiny_model_dir):
+    predictor = Predictor.load(tiny_model_dir)
+    crops = synthetic_crops(140, seed=7)
+    probabilities = predictor.predict(crops.images)
+
+    assert probabilities.shape == (140, len(EXPRESSIONS))
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert (probabilities.argmax(axis=1) == crops.labels).mean() > 0.3  # chance is 1/7
+    net = ExpressionNet(TINY_MODEL)
+    net.set_state_dict(paddle.load(str(tiny_model_dir / WEIGHTS_FILE)))
+    np.testing.assert_allclose(predict_probabilities(net, crops.images), probabilities, atol=1e-4)
+
+
+def test_predictor_takes_any_batch_size_in_any_order(tiny_model_dir):
+    predictor = Predictor.load(tiny_model_dir)
+    crops = synthetic_crops(16, seed=3).images
+    whole_batch = predictor.predict(crops)
+    for size in (8, 1, 3, 16, 0):
+        np.testing.assert_allclose(predictor.predict(crops[:size]), whole_batch[:size], atol=1e-5)
+
+
+def test_predictor_refuses_crops_of_the_wrong_shape(tiny_model_dir):
+    with pytest.raises(ValueError, match="crops must be"):
+        Predictor.load(tiny_model_dir).predict(np.zeros((2, 32, 32), np.uint8))
+
+
+def test_model_folder_records_version_labels_and_metrics(tiny_model_dir):
+    metadata = json.loads((tiny_model_dir / "model.json").read_text())
+    assert metadata["version"] == "tiny-1" == Predictor.load(tiny_model_dir).version
+    assert metadata["labels"] == list(EXPRESSIONS)
+    assert 0 <= metadata["metrics"]["validation_accuracy"] <= 1
+
+
+def test_export_never_overwrites_a_version(tiny_model_dir):
+    with pytest.raises(FileExistsError):
+        export_model(tiny_model_dir / WEIGHTS_FILE, TINY_MODEL, tiny_model_dir.parent, version="tiny-1")
+
+
+@pytest.mark.parametrize("damage", ["missing parameters", "corrupt parameters", "missing metadata"])
+def test_damaged_model_folder_fails_to_load_with_a_clear_error(tiny_model_dir, tmp_path, damage):
+    broken = export_model(tiny_model_dir / WEIGHTS_FILE, TINY_MODEL, tmp_path, version="broken")
+    if damage == "missing parameters":
+        (broken / "inference.pdiparams").unlink()
+    elif damage == "corrupt parameters":
+        (broken / "inference.pdiparams").write_bytes(b"\0" * 100)
+    else:
+        (broken / "model.json").unlink()
+    with pytest.raises(ModelLoadError, match="broken"):
+        Predictor.load(broken)
+
+
+def test_stopped_then_resumed_run_ends_where_an_unbroken_run_does(tmp_path):
+    config = TrainConfig(epochs=2, batch_size=32, warmup_epochs=0.5, model=TINY_MODEL)
+    train_set, validation_set = synthetic_crops(128), synthetic_crops(32, seed=1)
+    unbroken = train(config, train_set, validation_set, tmp_path / "unbroken")
+
+    steps_taken = []
+
+    def stop_in_second_epoch():
+        steps_taken.append(1)
+        return len(steps_taken) > 5  # 4 steps per epoch
+
+    with pytest.raises(TrainingStopped):
+        train(config, train_set, validation_set, tmp_path / "broken", should_stop=stop_in_second_epoch)
+    resumed = train(config, train_set, validation_set, tmp_path / "broken", resume=True)
+
+    assert [r["train_loss"] for r in resumed.history] == pytest.approx([r["train_loss"] for r in unbroken.history])
+    assert json.loads((tmp_path / "broken" / "metrics.json").read_text())[-1]["epoch"] == 2
+    unbroken_weights = paddle.load(str(unbroken.best_weights))
+    resumed_weights = paddle.load(str(resumed.best_weights))
+    for name, value in unbroken_weights.items():
+        np.testing.assert_allclose(resumed_weights[name].numpy(), value.numpy(), atol=1e-5)
+
+
+def test_fine_tuning_starts_from_the_given_model(tiny_model_dir, tmp_path):
+    config = TrainConfig(epochs=1, batch_size=32, learning_rate=1e-9, warmup_epochs=0.1, model=TINY_MODEL)
+    config.init_from = str(tiny_model_dir)
+    result = train(config, synthetic_crops(64), synthetic_crops(64, seed=7), tmp_path)
+    # With a vanishing learning rate the fine-tuned model is the starting model.
+    before = Predictor.load(tiny_model_dir).predict(synthetic_crops(64, seed=7).images)
+    assert result.best_validation_accuracy == pytest.approx(
+        (before.argmax(1) == synthetic_crops(64, seed=7).labels).mean()
+    )
+
+
+def test_class_weights_lift_rare_classes_and_keep_the_mean_loss_scale():
+    labels = np.array([0] * 90 + [1] * 10)
+    weights = class_weights(labels, power=0.5)
+    assert weights[1] == pytest.approx(3 * weights[0])
+    assert (weights[labels]).mean() == pytest.approx(1.0)
+
+
+def test_learning_rate_warms_up_then_decays_to_zero():
+    rates = [learning_rate_at(step, 100, 10, 0.1) for step in range(100)]
+    assert rates[0] == pytest.approx(0.01) and rates[9] == pytest.approx(0.1)
+    assert rates[10] == pytest.approx(0.1) and rates[-1] < 1e-3
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:], strict=False))
+
+
+def test_augmentation_is_reproducible_and_keeps_shape_and_range():
+    images = synthetic_crops(8).images
+    first = augment_batch(images, np.random.default_rng(1), AugmentConfig())
+    again = augment_batch(images, np.random.default_rng(1), AugmentConfig())
+    assert first.shape == (8, INPUT_SIZE, INPUT_SIZE) and first.dtype == np.float32
+    assert 0.0 <= first.min() and first.max() <= 1.0
+    np.testing.assert_array_equal(first, again)
+
+
+def test_augmentation_switched_off_returns_the_image():
+    still = AugmentConfig(0.0, (1.0, 1.0), 0.0, False, 0.0, 0.0, 0.0)
+    images = synthetic_crops(4).images
+    np.testing.assert_allclose(augment_batch(images, np.random.default_rng(0), still), images / 255.0, atol=1e-5)
