@@ -8,6 +8,7 @@ A model folder holds
 and appears under its final name only once complete, so a half-written version is never loaded.
 """
 
+import argparse
 import dataclasses
 import json
 import os
@@ -20,7 +21,7 @@ import paddle
 
 from ml.labels import EXPRESSIONS, INPUT_SIZE
 from ml.model import ExpressionNet, ModelConfig
-from ml.train import WEIGHTS_FILE
+from ml.train import WEIGHTS_FILE, TrainConfig
 
 METADATA_FILE = "model.json"
 INFERENCE_PREFIX = "inference"
@@ -66,3 +67,42 @@ def export_model(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path, *, version: str) -> Path:
+    """Export the best epoch of an `ml.train` run folder, with its config and history as the training summary."""
+    run_dir = Path(run_dir)
+    run = json.loads((run_dir / "config.json").read_text())
+    state = json.loads((run_dir / "state.json").read_text())
+    history = state["history"]
+    best = next(record for record in history if record["epoch"] == state["best_epoch"])
+    training = {
+        "config": run["config"],
+        "data": run.get("data"),
+        "git_commit": run.get("git_commit"),
+        "epochs_trained": state["epoch"],
+        "best_epoch": state["best_epoch"],
+        "training_seconds": round(sum(record["seconds"] for record in history)),
+        "images_per_second": round(sum(r["images_per_second"] for r in history) / len(history), 1),
+    }
+    return export_model(
+        run_dir / "best" / WEIGHTS_FILE,
+        TrainConfig.from_dict(run["config"]).model,
+        out_dir,
+        version=version,
+        metrics={"validation_accuracy": best["validation_accuracy"]},
+        training=training,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m ml.export", description="Export a training run's best epoch.")
+    parser.add_argument("--run", required=True, help="an ml.train run folder")
+    parser.add_argument("--out", required=True, help="models folder; the version is written as a subfolder")
+    parser.add_argument("--version", required=True, help="the new model version's name, e.g. fer2013-vgg40-v1")
+    args = parser.parse_args(argv)
+    print(export_run(args.run, args.out, version=args.version))
+
+
+if __name__ == "__main__":
+    main()

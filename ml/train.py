@@ -172,7 +172,14 @@ def train(
         net.set_state_dict(paddle.load(str(out_dir / "last.pdparams")))
         optimizer_state(net, optimizer, load=paddle.load(str(out_dir / "last.pdopt")))
         print(f"resuming after epoch {state['epoch']}", flush=True)
-    write_json({"config": dataclasses.asdict(config), "git_commit": git_commit()}, out_dir / "config.json")
+    write_json(
+        {
+            "config": dataclasses.asdict(config),
+            "git_commit": git_commit(),
+            "data": {"train": train_set.class_counts(), "validation": validation_set.class_counts()},
+        },
+        out_dir / "config.json",
+    )
 
     last_accuracy = state["history"][-1]["validation_accuracy"] if state["history"] else None
     run_start, images_done_in_run = time.monotonic(), 0

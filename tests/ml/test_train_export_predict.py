@@ -7,7 +7,7 @@ import paddle
 import pytest
 
 from ml.augment import AugmentConfig, augment_batch
-from ml.export import export_model
+from ml.export import export_model, export_run
 from ml.labels import EXPRESSIONS, INPUT_SIZE
 from ml.model import ExpressionNet, predict_probabilities
 from ml.predictor import ModelLoadError, Predictor
@@ -134,3 +134,16 @@ def test_augmentation_switched_off_returns_the_image():
     still = AugmentConfig(0.0, (1.0, 1.0), 0.0, False, 0.0, 0.0, 0.0)
     images = synthetic_crops(4).images
     np.testing.assert_allclose(augment_batch(images, np.random.default_rng(0), still), images / 255.0, atol=1e-5)
+
+
+def test_a_training_run_exports_its_best_epoch_with_its_history(tmp_path):
+    config = TrainConfig(epochs=2, batch_size=32, warmup_epochs=0.5, model=TINY_MODEL)
+    result = train(config, synthetic_crops(128), synthetic_crops(32, seed=1), tmp_path / "run")
+
+    model_dir = export_run(tmp_path / "run", tmp_path / "models", version="from-run")
+
+    metadata = Predictor.load(model_dir).metadata
+    assert metadata["metrics"]["validation_accuracy"] == result.best_validation_accuracy
+    assert metadata["training"]["best_epoch"] == result.best_epoch
+    assert metadata["training"]["data"]["train"] == synthetic_crops(128).class_counts()
+    assert metadata["model_config"]["channels"] == list(TINY_MODEL.channels)
