@@ -1,0 +1,81 @@
+"""Time the model on one core: one face crop classified, and a 640x480 photo decoded, searched and classified.
+
+    python bench/bench_inference.py --model models/VERSION [--runs 300]
+
+Pins the process to one CPU core and one math thread before Paddle loads, as one
+gunicorn worker per core would run. Targets (issue 3): a crop under 5 ms; a photo
+with one face, decode + find + classify, under 25 ms p50.
+"""
+
+import argparse
+import io
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+os.environ["OMP_NUM_THREADS"] = "1"
+
+import numpy as np
+from PIL import Image, ImageOps
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from ml.faces import find_faces
+from ml.labels import INPUT_SIZE
+from ml.predictor import Predictor
+
+FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "astronaut.jpg"
+
+
+def one_face_photo_jpeg() -> bytes:
+    """The astronaut portrait, on a grey 640x480 canvas, as a JPEG like a phone upload."""
+    canvas = Image.new("RGB", (640, 480), (120, 120, 120))
+    portrait = Image.open(FIXTURE).convert("RGB").resize((480, 480))
+    canvas.paste(portrait, ((640 - portrait.width) // 2, (480 - portrait.height) // 2))
+    buffer = io.BytesIO()
+    canvas.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def milliseconds(function, runs: int) -> list[float]:
+    for _ in range(10):
+        function()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        function()
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def report(name: str, times: list[float], target: float) -> None:
+    p50 = statistics.median(times)
+    p95 = statistics.quantiles(times, n=20)[-1]
+    print(f"{name:<44} p50 {p50:6.2f} ms  p95 {p95:6.2f} ms  (target p50 < {target} ms)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="a model folder")
+    parser.add_argument("--runs", type=int, default=300)
+    args = parser.parse_args()
+
+    predictor = Predictor.load(args.model, threads=1)
+    crop = np.random.default_rng(0).integers(0, 256, (1, INPUT_SIZE, INPUT_SIZE), dtype=np.uint8)
+    photo = one_face_photo_jpeg()
+
+    def classify_photo() -> None:
+        image = ImageOps.exif_transpose(Image.open(io.BytesIO(photo)))
+        finding = find_faces(image)
+        assert len(finding.faces) == 1, "the benchmark photo should hold one face"
+        predictor.predict(np.stack([face.crop for face in finding.faces]))
+
+    print(f"model {predictor.version}, CPU cores used: {sorted(os.sched_getaffinity(0))}")
+    report("one crop classified", milliseconds(lambda: predictor.predict(crop), args.runs), 5)
+    report("640x480 JPEG: decode + find + classify", milliseconds(classify_photo, args.runs), 25)
+
+
+if __name__ == "__main__":
+    main()
