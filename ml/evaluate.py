@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ml.data import FACE_CROPPERS, read_dataset
 from ml.labels import EXPRESSIONS, NUM_CLASSES
+from ml.predictor import Predictor
 
 PREDICT_BATCH = 256  # crops per Predictor call: bounds the activations' memory on large sets
 
@@ -201,10 +202,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Imported here: ml.predictor imports ml.export, which imports ml.train, and training
-    # imports this module for evaluate_predictions.
-    from ml.predictor import Predictor
-
     args = parse_args(argv)
     data, report = read_dataset(args.data, faces=args.faces)
     print(report.summary(), flush=True)

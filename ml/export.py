@@ -20,11 +20,8 @@ from pathlib import Path
 import paddle
 
 from ml.labels import EXPRESSIONS, INPUT_SIZE
-from ml.model import ExpressionNet, ModelConfig
-from ml.train import WEIGHTS_FILE, TrainConfig
-
-METADATA_FILE = "model.json"
-INFERENCE_PREFIX = "inference"
+from ml.model import INFERENCE_PREFIX, METADATA_FILE, WEIGHTS_FILE, ExpressionNet, ModelConfig
+from ml.train import TrainConfig
 
 
 def export_model(

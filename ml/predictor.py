@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import paddle.inference
 
-from ml.export import INFERENCE_PREFIX, METADATA_FILE
 from ml.labels import EXPRESSIONS, INPUT_SIZE
+from ml.model import INFERENCE_PREFIX, METADATA_FILE
 
 
 class ModelLoadError(RuntimeError):

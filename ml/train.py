@@ -25,9 +25,7 @@ from paddle import nn
 from ml.augment import AugmentConfig, augment_batch
 from ml.data import LabelledImages, read_fer2013_csv
 from ml.labels import NUM_CLASSES
-from ml.model import ExpressionNet, ModelConfig, predict_probabilities
-
-WEIGHTS_FILE = "weights.pdparams"  # the net's state dict, in checkpoints and model folders alike
+from ml.model import WEIGHTS_FILE, ExpressionNet, ModelConfig, predict_probabilities
 
 
 @dataclass

@@ -9,10 +9,10 @@ import pytest
 from ml.augment import AugmentConfig, augment_batch
 from ml.export import export_model, export_run
 from ml.labels import EXPRESSIONS, INPUT_SIZE
-from ml.model import ExpressionNet, predict_probabilities
+from ml.model import WEIGHTS_FILE, ExpressionNet, predict_probabilities
 from ml.predictor import ModelLoadError, Predictor
 from ml.testing import TINY_MODEL, synthetic_crops, train_tiny_model
-from ml.train import WEIGHTS_FILE, TrainConfig, TrainingStopped, class_weights, learning_rate_at, train
+from ml.train import TrainConfig, TrainingStopped, class_weights, learning_rate_at, train
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
