@@ -1,0 +1,1 @@
+"""The REST API, version 1: DRF serializers describe the JSON, viewsets call services and selectors."""

@@ -1,0 +1,48 @@
+"""Page forms: they describe the fields; the services decide what is stored."""
+
+from django import forms
+
+from classifier.models import Capture, Expression
+
+
+class CaptureForm(forms.Form):
+    image = forms.FileField(
+        label="Photo",
+        help_text="JPEG, PNG, WebP, BMP, GIF or TIFF; up to 10 MB and 40 megapixels.",
+        widget=forms.ClearableFileInput(attrs={"accept": "image/*"}),
+    )
+    source = forms.ChoiceField(
+        choices=Capture.Source, initial=Capture.Source.UPLOAD, required=False, widget=forms.HiddenInput
+    )
+
+    def clean_source(self) -> str:
+        return self.cleaned_data.get("source") or Capture.Source.UPLOAD
+
+
+class ReviewForm(forms.Form):
+    """The true expression of a face; empty withdraws the review."""
+
+    true_label = forms.ChoiceField(choices=[("", "not reviewed"), *Expression.choices], required=False)
+
+
+class CaptureFilterForm(forms.Form):
+    STATES = {
+        "": ("All review states", {}),
+        "unreviewed": ("Not reviewed", {"reviewed": False}),
+        "reviewed": ("Reviewed", {"reviewed": True}),
+        "right": ("Reviewed right", {"correct": True}),
+        "wrong": ("Reviewed wrong", {"correct": False}),
+    }
+
+    label = forms.ChoiceField(
+        label="Predicted expression", choices=[("", "All expressions"), *Expression.choices], required=False
+    )
+    state = forms.ChoiceField(
+        label="Review", choices=[(key, text) for key, (text, _) in STATES.items()], required=False
+    )
+
+    def filters(self) -> dict:
+        """Keyword arguments for selectors.capture_list; invalid choices filter nothing."""
+        if not self.is_valid():
+            return {}
+        return {"label": self.cleaned_data["label"] or None, **self.STATES[self.cleaned_data["state"]][1]}

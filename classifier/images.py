@@ -1,0 +1,123 @@
+"""Uploaded bytes to a clean picture: checked, first frame, EXIF orientation applied, 8-bit, no metadata.
+
+Every refusal is an ImageRefused whose message a person can act on; nothing here writes anywhere.
+"""
+
+import io
+import warnings
+from typing import IO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Pillow's names of the formats we take. MPO is how Pillow names many phones' JPEGs (a JPEG with a depth map).
+ACCEPTED_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF", "TIFF"}
+ACCEPTED_FORMATS_TEXT = "JPEG, PNG, WebP, BMP, GIF or TIFF"
+THUMBNAIL_SIDE = 320
+STORED_JPEG_QUALITY = 92
+THUMBNAIL_JPEG_QUALITY = 80
+
+# Pillow's errors when a file claims a format and then does not keep its word.
+_DAMAGED_FILE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, KeyError, TypeError, ZeroDivisionError)
+
+
+class ImageRefused(Exception):
+    """The upload cannot be used; `message` says why, `too_large` marks a size limit (HTTP 413)."""
+
+    def __init__(self, message: str, *, too_large: bool = False):
+        super().__init__(message)
+        self.message = message
+        self.too_large = too_large
+
+
+def open_upload(file: IO[bytes], *, size: int, max_bytes: int, max_pixels: int) -> Image.Image:
+    """The upload's first frame, upright, as an 8-bit "RGB" or "L" image; or ImageRefused."""
+    if size == 0:
+        raise ImageRefused("The file is empty.")
+    if size > max_bytes:
+        raise ImageRefused(
+            f"The file is {size / 1024 / 1024:.1f} MB; the limit is {max_bytes // 1024 // 1024} MB.", too_large=True
+        )
+    file.seek(0)
+    with warnings.catch_warnings():
+        # Pillow only warns between its own limit and twice it; we refuse well below either.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(file)
+        except Image.DecompressionBombError:
+            raise ImageRefused(
+                f"The image has far more pixels than the limit of {max_pixels // 1_000_000} megapixels.",
+                too_large=True,
+            ) from None
+        except UnidentifiedImageError:
+            raise ImageRefused(f"This file is not an image we can read: upload a {ACCEPTED_FORMATS_TEXT}.") from None
+        except _DAMAGED_FILE_ERRORS:
+            raise ImageRefused("The image is damaged and cannot be read.") from None
+
+    if image.format not in ACCEPTED_FORMATS:
+        raise ImageRefused(f"{image.format} images are not accepted: upload a {ACCEPTED_FORMATS_TEXT}.")
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise ImageRefused("The image has no pixels.")
+    if width * height > max_pixels:
+        raise ImageRefused(
+            f"The image is {width}x{height} pixels ({width * height / 1_000_000:.0f} megapixels); "
+            f"the limit is {max_pixels // 1_000_000} megapixels.",
+            too_large=True,
+        )
+    try:
+        image.seek(0)  # an animated GIF, WebP or PNG, or a multi-page TIFF: its first frame
+        image.load()
+    except _DAMAGED_FILE_ERRORS:
+        raise ImageRefused("The image is damaged or incomplete (was the upload cut short?).") from None
+    return _to_eight_bit(_upright(image))
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation, as a phone's gallery shows the photo."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except _DAMAGED_FILE_ERRORS:
+        # Broken EXIF: the pixels are still good; show them as stored.
+        return image
+
+
+def _to_eight_bit(image: Image.Image) -> Image.Image:
+    """Any Pillow mode as "L" (grey sources) or "RGB": transparency onto white, high bit depths scaled down."""
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        values = np.asarray(image, dtype=np.float64)
+        peak = float(values.max()) if values.size else 0.0
+        if peak > 255:
+            values = values * (255 / peak)
+        return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8))
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
+        grey = image.mode in ("LA", "La")
+        background = Image.new("RGBA", image.size, "white")
+        image = Image.alpha_composite(background, image.convert("RGBA"))
+        return image.convert("L" if grey else "RGB")
+    if image.mode in ("1", "L"):
+        return image.convert("L")
+    return image.convert("RGB")
+
+
+def encode_jpeg(image: Image.Image, *, quality: int = STORED_JPEG_QUALITY) -> bytes:
+    """The picture as a JPEG with no metadata: no EXIF, no GPS, no comment."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality, optimize=True)
+    return buffer.getvalue()
+
+
+def thumbnail(image: Image.Image, *, side: int = THUMBNAIL_SIDE) -> Image.Image:
+    copy = image.copy()
+    copy.thumbnail((side, side), Image.Resampling.LANCZOS)
+    return copy
+
+
+def scaled_down(image: Image.Image, *, longest_side: int) -> tuple[Image.Image, float]:
+    """The image with its longest side at most `longest_side`, and the factor from its pixels back to the original's."""
+    longest = max(image.size)
+    if longest <= longest_side:
+        return image, 1.0
+    factor = longest / longest_side
+    size = (max(1, round(image.width / factor)), max(1, round(image.height / factor)))
+    return image.resize(size, Image.Resampling.LANCZOS), factor

@@ -1,0 +1,50 @@
+"""The process-wide loaded Predictor, keyed by the model version it serves.
+
+Each worker process keeps one Predictor. A request that needs a prediction asks for the active
+model version (one indexed query) and passes it here; when another version has become active
+in the database since the last request, the new one is loaded and the old one dropped, so every
+worker follows an activation on its next request without a restart.
+"""
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+
+from classifier.models import ModelVersion
+
+if TYPE_CHECKING:
+    from ml.predictor import Predictor
+
+_lock = threading.Lock()
+_loaded: "tuple[str, Predictor] | None" = None
+
+
+class ModelUnavailable(Exception):
+    """No model version can predict right now: none is active, or its folder cannot be loaded."""
+
+
+def model_folder(model_version: ModelVersion) -> Path:
+    """The version's folder; a relative path is read inside EMOTIONSITE_MODEL_DIR."""
+    return Path(settings.EMOTIONSITE_MODEL_DIR) / model_version.path
+
+
+def predictor_for(model_version: ModelVersion) -> "Predictor":
+    """The loaded Predictor of this model version, loading it (once per process) if another is loaded.
+
+    Paddle is imported on the first call, so management commands that never predict do not pay for it.
+    """
+    global _loaded
+    loaded = _loaded
+    if loaded is not None and loaded[0] == model_version.version:
+        return loaded[1]
+    with _lock:
+        if _loaded is None or _loaded[0] != model_version.version:
+            from ml.predictor import ModelLoadError, Predictor
+
+            try:
+                _loaded = (model_version.version, Predictor.load(model_folder(model_version)))
+            except ModelLoadError as error:
+                raise ModelUnavailable(str(error)) from error
+        return _loaded[1]

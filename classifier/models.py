@@ -1,0 +1,118 @@
+"""Model versions, captures and their faces; what the database can enforce, it does."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from ml.labels import EXPRESSIONS
+
+Expression = models.TextChoices("Expression", [(label.upper(), label) for label in EXPRESSIONS])
+Expression.__doc__ = "The seven expressions, in ml.labels' order."
+
+
+class ModelVersion(models.Model):
+    """One exported model folder. Exactly one is active: it predicts every new face."""
+
+    class State(models.TextChoices):
+        ACTIVE = "active"
+        CANDIDATE = "candidate"
+        REJECTED = "rejected"
+
+    version = models.CharField(max_length=100, unique=True)
+    # Relative to EMOTIONSITE_MODEL_DIR when the folder is inside it, so the data moves with that setting.
+    path = models.CharField(max_length=500)
+    state = models.CharField(max_length=20, choices=State, default=State.CANDIDATE)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    metrics = models.JSONField(default=dict, blank=True)
+    training = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    registered_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["state"], condition=Q(state="active"), name="one_active_model_version"),
+        ]
+
+    def __str__(self) -> str:
+        return self.version
+
+
+class Capture(models.Model):
+    """One uploaded or webcam image, stored re-encoded without metadata, and the faces found in it."""
+
+    class Source(models.TextChoices):
+        UPLOAD = "upload"
+        WEBCAM = "webcam"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="captures")
+    source = models.CharField(max_length=10, choices=Source, default=Source.UPLOAD)
+    image = models.FileField(max_length=200)
+    thumbnail = models.FileField(max_length=200)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    # The image was already a tight face crop and was classified whole (its one face's box is the whole image).
+    whole_image = models.BooleanField(default=False)
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="captures")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["owner", "-created_at"], name="capture_owner_created")]
+
+    def __str__(self) -> str:
+        return f"Capture {self.pk} by {self.owner}"
+
+
+class Face(models.Model):
+    """One face found in a capture, the model version's prediction for it, and a person's review of it."""
+
+    capture = models.ForeignKey(Capture, on_delete=models.CASCADE, related_name="faces")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="faces")
+    box_x = models.PositiveIntegerField()
+    box_y = models.PositiveIntegerField()
+    box_width = models.PositiveIntegerField()
+    box_height = models.PositiveIntegerField()
+    predicted_label = models.CharField(max_length=10, choices=Expression)
+    confidence = models.FloatField()
+    # {label: probability} for all seven, in ml.labels' order.
+    probabilities = models.JSONField()
+    # The review: the true expression, whether the prediction was right, who said so and when.
+    # NULL, not "", is "not reviewed": it keeps the review constraint and the aggregates' grouping plain.
+    true_label = models.CharField(max_length=10, choices=Expression, null=True, blank=True)  # noqa: DJ001
+    is_correct = models.BooleanField(null=True, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="reviews"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    # The capture's time, copied so the accuracy aggregates need no join.
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["capture", "box_x", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(confidence__gte=0) & Q(confidence__lte=1), name="face_confidence_is_a_probability"
+            ),
+            models.CheckConstraint(
+                condition=Q(true_label__isnull=True, is_correct__isnull=True, reviewed_at__isnull=True)
+                | Q(true_label=F("predicted_label"), is_correct=True, reviewed_at__isnull=False)
+                | (
+                    Q(is_correct=False, true_label__isnull=False, reviewed_at__isnull=False)
+                    & ~Q(true_label=F("predicted_label"))
+                ),
+                name="face_review_is_consistent",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["created_at"], name="face_created"),
+            models.Index(fields=["predicted_label", "true_label"], name="face_labels"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Face {self.pk} ({self.predicted_label})"
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        return (self.box_x, self.box_y, self.box_width, self.box_height)

@@ -1,0 +1,192 @@
+"""Every read that more than one door needs: whose captures, which model version, how accurate."""
+
+from dataclasses import dataclass
+from datetime import date, datetime, time
+
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from accounts.models import User
+from classifier.models import Capture, Face, ModelVersion
+from ml.labels import EXPRESSIONS
+
+
+def captures_visible_to(user: User) -> QuerySet[Capture]:
+    """The user's own captures; staff included (they see everyone's in the admin)."""
+    if not user.is_authenticated:
+        return Capture.objects.none()
+    return Capture.objects.filter(owner=user)
+
+
+def captures_with_images_visible_to(user: User) -> QuerySet[Capture]:
+    """Whose images this user may load: their own, and everyone's for staff who may view captures in the admin."""
+    if user.is_authenticated and user.is_staff and user.has_perm("classifier.view_capture"):
+        return Capture.objects.all()
+    return captures_visible_to(user)
+
+
+def faces_visible_to(user: User) -> QuerySet[Face]:
+    if not user.is_authenticated:
+        return Face.objects.none()
+    return Face.objects.filter(capture__owner=user)
+
+
+def capture_list(
+    *,
+    user: User,
+    label: str | None = None,
+    reviewed: bool | None = None,
+    correct: bool | None = None,
+) -> QuerySet[Capture]:
+    """The user's captures, newest first, with faces prefetched.
+
+    The filters apply to one face together: label=happy, correct=False keeps captures with a face
+    predicted happy that was reviewed as wrong.
+    """
+    captures = captures_visible_to(user).select_related("model_version").prefetch_related("faces")
+    faces = Face.objects.filter(capture=OuterRef("pk"))
+    if label:
+        faces = faces.filter(predicted_label=label)
+    if reviewed is not None:
+        faces = faces.filter(true_label__isnull=not reviewed)
+    if correct is not None:
+        faces = faces.filter(is_correct=correct)
+    if label or reviewed is not None or correct is not None:
+        captures = captures.filter(Exists(faces))
+    return captures.order_by("-created_at", "-id")
+
+
+def capture_detail(*, user: User, capture_id: int) -> Capture | None:
+    return (
+        captures_visible_to(user)
+        .select_related("model_version")
+        .prefetch_related("faces__reviewed_by")
+        .filter(pk=capture_id)
+        .first()
+    )
+
+
+def active_model_version() -> ModelVersion | None:
+    """The model version that predicts new faces: one indexed query, cheap enough for every request."""
+    return ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE).first()
+
+
+def model_version_list() -> QuerySet[ModelVersion]:
+    return ModelVersion.objects.select_related("parent").order_by("-created_at")
+
+
+@dataclass(frozen=True)
+class ClassScore:
+    precision: float | None  # None when the model never predicted this label among reviewed faces
+    recall: float | None  # None when no reviewed face truly shows this label
+    support: int  # reviewed faces whose true label is this one
+
+
+@dataclass(frozen=True)
+class DayAccuracy:
+    day: date  # the day the faces were captured (and predicted)
+    reviewed: int
+    correct: int
+    accuracy: float | None
+
+
+@dataclass(frozen=True)
+class ModelVersionAccuracy:
+    version: str
+    state: str
+    reviewed: int
+    correct: int
+    unreviewed: int
+    accuracy: float | None
+
+
+@dataclass(frozen=True)
+class AccuracySummary:
+    reviewed: int
+    correct: int
+    unreviewed: int
+    accuracy: float | None  # over reviewed faces; None before the first review
+    per_class: dict[str, ClassScore]
+    labels: tuple[str, ...]
+    confusion: list[list[int]]  # confusion[true][predicted], both in `labels` order
+    by_day: list[DayAccuracy]
+    by_model_version: list[ModelVersionAccuracy]
+
+
+def accuracy_summary(*, user: User | None, since: date | None = None) -> AccuracySummary:
+    """Accuracy over reviewed faces: the user's own faces, or the whole site's when user is None.
+
+    Three grouped queries whatever the number of faces; Python only reshapes their few rows.
+    """
+    faces = Face.objects.all() if user is None else faces_visible_to(user)
+    if since is not None:
+        faces = faces.filter(created_at__gte=timezone.make_aware(datetime.combine(since, time.min)))
+
+    # 1. The confusion matrix, with unreviewed faces as the rows whose true label is null.
+    index = {label: position for position, label in enumerate(EXPRESSIONS)}
+    confusion = [[0] * len(EXPRESSIONS) for _ in EXPRESSIONS]
+    unreviewed = 0
+    pairs = faces.order_by().values_list("true_label", "predicted_label").annotate(count=Count("id"))
+    for true_label, predicted_label, count in pairs:
+        if true_label is None:
+            unreviewed += count
+        else:
+            confusion[index[true_label]][index[predicted_label]] += count
+
+    # 2. Per day of capture.
+    reviewed_faces = faces.filter(true_label__isnull=False)
+    by_day = [
+        DayAccuracy(day=row["day"], reviewed=row["reviewed"], correct=row["correct"], accuracy=_ratio(row))
+        for row in reviewed_faces.annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(reviewed=Count("id"), correct=Count("id", filter=Q(is_correct=True)))
+        .order_by("day")
+    ]
+
+    # 3. Per model version.
+    by_model_version = [
+        ModelVersionAccuracy(
+            version=row["model_version__version"],
+            state=row["model_version__state"],
+            reviewed=row["reviewed"],
+            correct=row["correct"],
+            unreviewed=row["unreviewed"],
+            accuracy=_ratio(row),
+        )
+        for row in faces.values("model_version__version", "model_version__state", "model_version__created_at")
+        .annotate(
+            reviewed=Count("id", filter=Q(true_label__isnull=False)),
+            correct=Count("id", filter=Q(is_correct=True)),
+            unreviewed=Count("id", filter=Q(true_label__isnull=True)),
+        )
+        .order_by("model_version__created_at")
+    ]
+
+    reviewed = sum(map(sum, confusion))
+    correct = sum(confusion[position][position] for position in range(len(EXPRESSIONS)))
+    per_class = {}
+    for position, label in enumerate(EXPRESSIONS):
+        true_count = sum(confusion[position])
+        predicted_count = sum(row[position] for row in confusion)
+        hits = confusion[position][position]
+        per_class[label] = ClassScore(
+            precision=hits / predicted_count if predicted_count else None,
+            recall=hits / true_count if true_count else None,
+            support=true_count,
+        )
+    return AccuracySummary(
+        reviewed=reviewed,
+        correct=correct,
+        unreviewed=unreviewed,
+        accuracy=correct / reviewed if reviewed else None,
+        per_class=per_class,
+        labels=EXPRESSIONS,
+        confusion=confusion,
+        by_day=by_day,
+        by_model_version=by_model_version,
+    )
+
+
+def _ratio(row: dict) -> float | None:
+    return row["correct"] / row["reviewed"] if row["reviewed"] else None

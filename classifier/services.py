@@ -1,0 +1,237 @@
+"""Every write of the product: captures, reviews, model versions. Pages, API, admin and commands call these."""
+
+import json
+import logging
+import uuid
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.utils import timezone
+from PIL import Image
+
+from accounts.models import User
+from classifier import images, inference, selectors
+from classifier.images import ImageRefused
+from classifier.inference import ModelUnavailable
+from classifier.models import Capture, Expression, Face, ModelVersion
+from ml.faces import FaceFinding, find_faces
+from ml.labels import EXPRESSIONS
+
+__all__ = ["ImageRefused", "ModelUnavailable", "NoModelVersion", "capture_create", "capture_delete", "face_review"]
+
+# Faces are searched in a copy at most this many pixels on its longest side: BlazeFace sees 128 px anyway,
+# and a bounded copy bounds the detector's memory for a 40-megapixel panorama. Boxes are scaled back.
+FACE_SEARCH_LONGEST_SIDE = 2048
+
+MODEL_METADATA_FILE = "model.json"
+
+logger = logging.getLogger(__name__)
+
+
+class NoModelVersion(ModelUnavailable):
+    """No model version is registered and none can be found in EMOTIONSITE_MODEL_DIR."""
+
+
+def capture_create(*, owner: User, image: UploadedFile, source: Capture.Source = Capture.Source.UPLOAD) -> Capture:
+    """Check and clean the image, find and classify its faces, and store it all; or refuse and store nothing.
+
+    Raises ImageRefused (a message for the person) or ModelUnavailable (no model version can predict).
+    """
+    picture = images.open_upload(
+        image,
+        size=image.size,
+        max_bytes=settings.EMOTIONSITE_MAX_UPLOAD_BYTES,
+        max_pixels=settings.EMOTIONSITE_MAX_PIXELS,
+    )
+    model_version = active_model_version_ensured()
+    if model_version is None:
+        raise NoModelVersion(f"No model version is active and none was found in {settings.EMOTIONSITE_MODEL_DIR}.")
+    predictor = inference.predictor_for(model_version)
+    finding = _find_faces(picture)
+    if finding.faces:
+        probabilities = predictor.predict(np.stack([face.crop for face in finding.faces]))
+    else:
+        probabilities = np.empty((0, len(EXPRESSIONS)), np.float32)
+
+    folder = f"captures/{owner.pk}"
+    name = uuid.uuid4().hex
+    image_name = default_storage.save(f"{folder}/{name}.jpg", ContentFile(images.encode_jpeg(picture)))
+    stored = [image_name]
+    try:
+        thumbnail_bytes = images.encode_jpeg(images.thumbnail(picture), quality=images.THUMBNAIL_JPEG_QUALITY)
+        stored.append(default_storage.save(f"{folder}/{name}-thumbnail.jpg", ContentFile(thumbnail_bytes)))
+        now = timezone.now()
+        with transaction.atomic():
+            capture = Capture.objects.create(
+                owner=owner,
+                source=source,
+                image=stored[0],
+                thumbnail=stored[1],
+                width=picture.width,
+                height=picture.height,
+                whole_image=finding.whole_image,
+                model_version=model_version,
+                created_at=now,
+            )
+            Face.objects.bulk_create(
+                _face(capture, model_version, found.box, scores, now)
+                for found, scores in zip(finding.faces, probabilities, strict=True)
+            )
+    except BaseException:
+        for stored_name in stored:
+            default_storage.delete(stored_name)
+        raise
+    return capture
+
+
+def _find_faces(picture: Image.Image) -> FaceFinding:
+    searched, factor = images.scaled_down(picture, longest_side=FACE_SEARCH_LONGEST_SIDE)
+    finding = find_faces(searched)
+    if finding.whole_image:
+        whole = replace(finding.faces[0], box=(0, 0, picture.width, picture.height))
+        return FaceFinding(faces=[whole], whole_image=True)
+    if factor == 1.0:
+        return finding
+    return FaceFinding(
+        faces=[replace(face, box=_scaled_box(face.box, factor, picture.size)) for face in finding.faces],
+        whole_image=False,
+    )
+
+
+def _scaled_box(box: tuple[int, int, int, int], factor: float, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """A box found in the scaled-down copy, in the picture's pixels, kept inside it."""
+    width, height = size
+    left = min(width - 1, round(box[0] * factor))
+    top = min(height - 1, round(box[1] * factor))
+    return (
+        left,
+        top,
+        max(1, min(width - left, round(box[2] * factor))),
+        max(1, min(height - top, round(box[3] * factor))),
+    )
+
+
+def _face(capture: Capture, model_version: ModelVersion, box, scores: np.ndarray, now: datetime) -> Face:
+    best = int(np.argmax(scores))
+    x, y, width, height = (int(value) for value in box)
+    return Face(
+        capture=capture,
+        model_version=model_version,
+        box_x=x,
+        box_y=y,
+        box_width=width,
+        box_height=height,
+        predicted_label=EXPRESSIONS[best],
+        # float32 softmax can round a hair above 1.
+        confidence=min(1.0, float(scores[best])),
+        probabilities={label: round(float(score), 6) for label, score in zip(EXPRESSIONS, scores, strict=True)},
+        created_at=now,
+    )
+
+
+def capture_delete(*, capture: Capture) -> None:
+    """Delete the capture, its faces and, once that is committed, its files."""
+    names = [name for name in (capture.image.name, capture.thumbnail.name) if name]
+    capture.delete()
+    transaction.on_commit(lambda: [default_storage.delete(name) for name in names])
+
+
+def face_review(*, face: Face, reviewer: User, true_label: Expression | str | None) -> Face:
+    """Record a person's verdict on a face: its true expression (None withdraws the review)."""
+    if true_label is None:
+        face.true_label, face.is_correct, face.reviewed_by, face.reviewed_at = None, None, None, None
+    else:
+        face.true_label = Expression(true_label).value
+        face.is_correct = face.true_label == face.predicted_label
+        face.reviewed_by = reviewer
+        face.reviewed_at = timezone.now()
+    face.save(update_fields=["true_label", "is_correct", "reviewed_by", "reviewed_at"])
+    return face
+
+
+def active_model_version_ensured() -> ModelVersion | None:
+    """The active model version; when there is none, the model folders are registered first (on a fresh site)."""
+    model_version = selectors.active_model_version()
+    if model_version is None:
+        model_versions_register()
+        model_version = selectors.active_model_version()
+    return model_version
+
+
+def model_versions_register(*, model_dir: Path | None = None) -> list[ModelVersion]:
+    """Register every model folder in EMOTIONSITE_MODEL_DIR not yet known; activate the newest if none is active.
+
+    Reads only each folder's model.json. Idempotent. Returns the newly registered versions.
+    """
+    model_dir = Path(model_dir or settings.EMOTIONSITE_MODEL_DIR)
+    found = []
+    if model_dir.is_dir():
+        for folder in sorted(model_dir.iterdir()):
+            # A name starting with "." is an export still being written.
+            if folder.name.startswith(".") or not (folder / MODEL_METADATA_FILE).is_file():
+                continue
+            try:
+                found.append((folder, json.loads((folder / MODEL_METADATA_FILE).read_text())))
+            except (OSError, ValueError) as error:
+                logger.warning("Skipping model folder %s: cannot read %s (%s)", folder, MODEL_METADATA_FILE, error)
+    registered = []
+    with transaction.atomic():
+        known = set(ModelVersion.objects.values_list("version", flat=True))
+        for folder, metadata in found:
+            version = str(metadata.get("version") or folder.name)
+            if version in known:
+                continue
+            registered.append(
+                ModelVersion.objects.create(
+                    version=version,
+                    path=_stored_path(folder, model_dir),
+                    metrics=metadata.get("metrics") or {},
+                    training=metadata.get("training") or {},
+                    created_at=_parse_time(metadata.get("created_at")) or timezone.now(),
+                    parent=ModelVersion.objects.filter(version=metadata.get("parent") or "").first(),
+                )
+            )
+            known.add(version)
+        if not ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE).exists():
+            newest = ModelVersion.objects.exclude(state=ModelVersion.State.REJECTED).order_by("-created_at").first()
+            if newest is not None:
+                model_version_activate(model_version=newest)
+    return registered
+
+
+def model_version_activate(*, model_version: ModelVersion) -> ModelVersion:
+    """Make this the one active model version; the one before becomes a candidate.
+
+    Every worker loads it on its next prediction (classifier.inference).
+    """
+    with transaction.atomic():
+        ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE).exclude(pk=model_version.pk).update(
+            state=ModelVersion.State.CANDIDATE
+        )
+        model_version.state = ModelVersion.State.ACTIVE
+        model_version.save(update_fields=["state"])
+    return model_version
+
+
+def _stored_path(folder: Path, model_dir: Path) -> str:
+    try:
+        return str(folder.relative_to(model_dir))
+    except ValueError:
+        return str(folder.resolve())
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)

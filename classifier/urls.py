@@ -1,0 +1,17 @@
+from django.urls import path
+
+from classifier import views
+
+app_name = "classifier"
+
+urlpatterns = [
+    path("", views.capture_new, name="capture_new"),
+    path("captures/", views.capture_list, name="capture_list"),
+    path("captures/<int:capture_id>/", views.capture_detail, name="capture_detail"),
+    path("captures/<int:capture_id>/delete/", views.capture_delete, name="capture_delete"),
+    path("captures/<int:capture_id>/image.jpg", views.capture_image, {"kind": "image"}, name="capture_image"),
+    path(
+        "captures/<int:capture_id>/thumbnail.jpg", views.capture_image, {"kind": "thumbnail"}, name="capture_thumbnail"
+    ),
+    path("faces/<int:face_id>/review/", views.face_review, name="face_review"),
+]

@@ -1,0 +1,120 @@
+"""Pages: translate HTTP to services and selectors and back; no logic of their own."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.files.storage import default_storage
+from django.core.paginator import Paginator
+from django.db import DatabaseError, connection
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from classifier import selectors, services
+from classifier.forms import CaptureFilterForm, CaptureForm, ReviewForm
+
+CAPTURES_PER_PAGE = 20
+
+
+@login_required
+def capture_new(request: HttpRequest) -> HttpResponse:
+    form = CaptureForm(request.POST or None, request.FILES or None)
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        try:
+            capture = services.capture_create(
+                owner=request.user, image=form.cleaned_data["image"], source=form.cleaned_data["source"]
+            )
+        except services.ImageRefused as refusal:
+            form.add_error("image", refusal.message)
+            status = 413 if refusal.too_large else 400
+        except services.ModelUnavailable:
+            form.add_error(None, "The expression model is not available right now; an administrator has been told.")
+            status = 503
+        else:
+            return redirect("classifier:capture_detail", capture_id=capture.pk)
+    elif request.method == "POST":
+        status = 400
+    return render(request, "classifier/capture_new.html", {"form": form}, status=status)
+
+
+@login_required
+@require_GET
+def capture_list(request: HttpRequest) -> HttpResponse:
+    filter_form = CaptureFilterForm(request.GET)
+    captures = selectors.capture_list(user=request.user, **filter_form.filters())
+    page = Paginator(captures, CAPTURES_PER_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "classifier/capture_list.html",
+        {"page": page, "filter_form": filter_form, "query": query.urlencode()},
+    )
+
+
+@login_required
+@require_GET
+def capture_detail(request: HttpRequest, capture_id: int) -> HttpResponse:
+    capture = selectors.capture_detail(user=request.user, capture_id=capture_id)
+    if capture is None:
+        raise Http404("No such capture.")
+    return render(request, "classifier/capture_detail.html", {"capture": capture})
+
+
+@login_required
+def capture_delete(request: HttpRequest, capture_id: int) -> HttpResponse:
+    capture = selectors.capture_detail(user=request.user, capture_id=capture_id)
+    if capture is None:
+        raise Http404("No such capture.")
+    if request.method == "POST":
+        services.capture_delete(capture=capture)
+        messages.success(request, "The capture and its image were deleted.")
+        return redirect("classifier:capture_list")
+    return render(request, "classifier/capture_delete.html", {"capture": capture})
+
+
+@login_required
+@require_POST
+def face_review(request: HttpRequest, face_id: int) -> HttpResponse:
+    face = selectors.faces_visible_to(request.user).filter(pk=face_id).first()
+    if face is None:
+        raise Http404("No such face.")
+    form = ReviewForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Pick one of the seven expressions.")
+    else:
+        services.face_review(face=face, reviewer=request.user, true_label=form.cleaned_data["true_label"] or None)
+    return redirect(reverse("classifier:capture_detail", args=[face.capture_id]) + f"#face-{face.pk}")
+
+
+@login_required
+@require_GET
+def capture_image(request: HttpRequest, capture_id: int, kind: str) -> FileResponse:
+    """The capture's stored image or thumbnail, to its owner (and to staff); everyone else gets a 404."""
+    capture = selectors.captures_with_images_visible_to(request.user).filter(pk=capture_id).first()
+    if capture is None:
+        raise Http404("No such capture.")
+    name = capture.thumbnail.name if kind == "thumbnail" else capture.image.name
+    try:
+        file = default_storage.open(name, "rb")
+    except FileNotFoundError:
+        raise Http404("The image file is missing.") from None
+    response = FileResponse(file, content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=3600"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    """For the container's health check: is the database reachable, and which model version is active."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        model_version = services.active_model_version_ensured()
+    except DatabaseError as error:
+        return JsonResponse({"status": "error", "database": f"error: {error}", "model_version": None}, status=503)
+    if model_version is None:
+        return JsonResponse({"status": "error", "database": "ok", "model_version": None}, status=503)
+    return JsonResponse({"status": "ok", "database": "ok", "model_version": model_version.version})

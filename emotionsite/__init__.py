@@ -1,0 +1,1 @@
+"""Project settings and URL routing; no logic lives here."""

@@ -1,0 +1,60 @@
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import User
+
+PASSWORD = "correct horse battery staple"
+
+
+def test_sign_up_signs_the_new_person_in(db):
+    client = Client()
+    response = client.post(
+        reverse("sign_up"),
+        {"username": "lin", "password1": PASSWORD, "password2": PASSWORD},
+    )
+    assert response.status_code == 302
+    assert User.objects.filter(username="lin").exists()
+    assert client.get(reverse("classifier:capture_list")).status_code == 200
+
+
+def test_sign_up_with_mismatched_passwords_shows_the_error(db):
+    response = Client().post(
+        reverse("sign_up"), {"username": "lin", "password1": PASSWORD, "password2": PASSWORD + "x"}
+    )
+    assert response.status_code == 200
+    assert "didn’t match" in response.content.decode()
+    assert not User.objects.filter(username="lin").exists()
+
+
+def test_sign_in_and_sign_out(user):
+    client = Client()
+    response = client.post(reverse("login"), {"username": "ada", "password": PASSWORD})
+    assert response.status_code == 302
+    assert client.get(reverse("classifier:capture_list")).status_code == 200
+    assert client.post(reverse("logout")).status_code == 302
+    assert client.get(reverse("classifier:capture_list")).status_code == 302
+
+
+def test_wrong_password_is_refused(user):
+    response = Client().post(reverse("login"), {"username": "ada", "password": "nope"})
+    assert response.status_code == 200
+    assert "correct username and password" in response.content.decode()
+
+
+def test_change_password(user, user_client):
+    new_password = "a different horse 42"
+    response = user_client.post(
+        reverse("password_change"),
+        {"old_password": PASSWORD, "new_password1": new_password, "new_password2": new_password},
+    )
+    assert response.status_code == 302
+    user.refresh_from_db()
+    assert user.check_password(new_password)
+
+
+def test_capture_pages_need_a_signed_in_user(db):
+    client = Client()
+    for name in ("classifier:capture_new", "classifier:capture_list"):
+        response = client.get(reverse(name))
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("login"))
