@@ -1,0 +1,78 @@
+"""Training speed of the recipe and of Paddle's options, in images per second on this machine.
+
+    python bench/bench_training.py [--steps 30]
+
+Each variant runs in its own process (thread and MKL settings must be fixed before Paddle
+loads) and times full training steps: augmentation, forward, backward, SGD update, on
+FER-sized random crops. The recipe's own settings are marked with *. Run it on an idle
+machine: anything else on the two cores shows up in the figures.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CORES = str(len(os.sched_getaffinity(0)))
+
+# name: (environment, arguments of one timing run)
+VARIANTS = {
+    "* recipe: 40x40 inside the net, batch 64, eager, OMP=cores, MKL AMD fix": ({}, {}),
+    "48x48 (no resize)": ({}, {"working_size": 48}),
+    "batch 32": ({}, {"batch_size": 32}),
+    "batch 128": ({}, {"batch_size": 128}),
+    "paddle.jit.to_static": ({}, {"to_static": True}),
+    "OMP_NUM_THREADS=1 (Paddle's default)": ({"OMP_NUM_THREADS": "1"}, {}),
+    # Empty rather than unset, since ml.runtime would set it again: MKL reads it as its default.
+    "without MKL_DEBUG_CPU_TYPE=5": ({"MKL_DEBUG_CPU_TYPE": ""}, {}),
+}
+
+
+def time_training(working_size: int = 40, batch_size: int = 64, to_static: bool = False, steps: int = 30) -> float:
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+    import paddle
+
+    from ml.augment import AugmentConfig, augment_batch
+    from ml.model import ExpressionNet, ModelConfig
+
+    net = ExpressionNet(ModelConfig(working_size=working_size))
+    optimizer = paddle.optimizer.Momentum(0.01, momentum=0.9, use_nesterov=True, parameters=net.parameters())
+    forward = paddle.jit.to_static(net, full_graph=True) if to_static else net
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (batch_size * 4, 48, 48), dtype=np.uint8)
+    labels = paddle.to_tensor(rng.integers(0, 7, batch_size))
+    warmup = 5
+    for step in range(warmup + steps):
+        if step == warmup:
+            start = time.perf_counter()
+        batch = images[(step % 4) * batch_size : (step % 4 + 1) * batch_size]
+        pixels = paddle.to_tensor(augment_batch(batch, rng, AugmentConfig())[:, None])
+        loss = paddle.nn.functional.cross_entropy(forward(pixels), labels)
+        loss.backward()
+        optimizer.step()
+        optimizer.clear_grad()
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: one variant's JSON arguments
+    args = parser.parse_args()
+    if args.one:
+        print(time_training(**json.loads(args.one), steps=args.steps))
+        return
+    for name, (environment, arguments) in VARIANTS.items():
+        env = {**os.environ, "OMP_NUM_THREADS": CORES, "MKL_DEBUG_CPU_TYPE": "5", **environment}
+        command = [sys.executable, __file__, "--steps", str(args.steps), "--one", json.dumps(arguments)]
+        output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+        print(f"{name:<72} {float(output.split()[-1]):7.1f} images/s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
