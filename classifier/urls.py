@@ -6,6 +6,7 @@ app_name = "classifier"
 
 urlpatterns = [
     path("", views.capture_new, name="capture_new"),
+    path("webcam/", views.capture_webcam, name="capture_webcam"),
     path("captures/", views.capture_list, name="capture_list"),
     path("captures/<int:capture_id>/", views.capture_detail, name="capture_detail"),
     path("captures/<int:capture_id>/delete/", views.capture_delete, name="capture_delete"),

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from classifier import selectors, services
 from classifier.forms import CaptureFilterForm, CaptureForm, ReviewForm
+from classifier.models import Capture
 
 CAPTURES_PER_PAGE = 20
 
@@ -36,6 +37,14 @@ def capture_new(request: HttpRequest) -> HttpResponse:
     elif request.method == "POST":
         status = 400
     return render(request, "classifier/capture_new.html", {"form": form}, status=status)
+
+
+@login_required
+@require_GET
+def capture_webcam(request: HttpRequest) -> HttpResponse:
+    """The webcam page. Its script puts the captured frame in this form and posts it to capture_new."""
+    form = CaptureForm(initial={"source": Capture.Source.WEBCAM})
+    return render(request, "classifier/capture_webcam.html", {"form": form})
 
 
 @login_required

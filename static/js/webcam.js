@@ -1,0 +1,126 @@
+// The webcam page: a live preview, and a button that sends one frame through the upload form.
+//
+// The frame goes out as a JPEG in the form's own file field, by a normal form submission, so the
+// server treats it exactly as an uploaded photo (with source=webcam) and answers with the same
+// result page, or the same error messages.
+
+const JPEG_QUALITY = 0.92;
+
+// What the person can do about each reason getUserMedia gives for not starting the camera.
+const REASONS = {
+  NotAllowedError:
+    "Camera access is blocked for this site. Allow the camera in your browser's site settings, then reload this page.",
+  SecurityError:
+    "Camera access is blocked for this site. Allow the camera in your browser's site settings, then reload this page.",
+  NotFoundError: "No camera was found. Connect one, then reload this page.",
+  OverconstrainedError: "No camera was found. Connect one, then reload this page.",
+  NotReadableError:
+    "The camera could not be started: another application may be using it. Close it, then reload this page.",
+  AbortError:
+    "The camera could not be started: another application may be using it. Close it, then reload this page.",
+};
+const NO_CAMERA_API_INSECURE =
+  "Browsers offer the camera only to secure pages: open this site over https (or on localhost) to use your webcam.";
+const NO_CAMERA_API = "This browser cannot use a camera from a web page.";
+const UNKNOWN_FAILURE = "The camera could not be started.";
+
+const page = document.querySelector("[data-webcam]");
+const preview = page.querySelector("[data-webcam-preview]");
+const stage = page.querySelector("[data-webcam-stage]");
+const status = page.querySelector("[data-webcam-status]");
+const problem = page.querySelector("[data-webcam-problem]");
+const problemReason = page.querySelector("[data-webcam-problem-reason]");
+const form = page.querySelector("[data-webcam-form]");
+const imageInput = form.querySelector("input[type=file]");
+const captureButton = form.querySelector("[data-webcam-capture]");
+
+function showProblem(reason) {
+  stage.hidden = true;
+  form.hidden = true;
+  status.textContent = "";
+  problemReason.textContent = reason;
+  problem.hidden = false;
+  page.dataset.webcamState = "unavailable";
+}
+
+function stopCamera() {
+  const stream = preview.srcObject;
+  if (stream) {
+    for (const track of stream.getTracks()) track.stop();
+  }
+}
+
+async function startCamera() {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    showProblem(window.isSecureContext ? NO_CAMERA_API : NO_CAMERA_API_INSECURE);
+    return;
+  }
+  status.textContent = "Starting the camera…";
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({
+      video: { facingMode: "user", width: { ideal: 1280 }, height: { ideal: 720 } },
+      audio: false,
+    });
+  } catch (error) {
+    showProblem(REASONS[error.name] || `${UNKNOWN_FAILURE} (${error.name})`);
+    return;
+  }
+  preview.srcObject = stream;
+  stage.hidden = false;
+  try {
+    await preview.play();
+  } catch (error) {
+    stopCamera();
+    showProblem(`${UNKNOWN_FAILURE} (${error.name})`);
+    return;
+  }
+  status.textContent = "The camera is on. Take a photo when you are ready.";
+  captureButton.disabled = false;
+  page.dataset.webcamState = "live";
+}
+
+function frameAsJpeg() {
+  const canvas = document.createElement("canvas");
+  canvas.width = preview.videoWidth;
+  canvas.height = preview.videoHeight;
+  // The preview is mirrored like a looking glass; the photo is drawn as the camera sees it.
+  canvas.getContext("2d").drawImage(preview, 0, 0, canvas.width, canvas.height);
+  return new Promise((resolve, reject) => {
+    canvas.toBlob(
+      (blob) => (blob ? resolve(blob) : reject(new Error("The frame could not be encoded."))),
+      "image/jpeg",
+      JPEG_QUALITY,
+    );
+  });
+}
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (captureButton.disabled || !preview.videoWidth) return;
+  captureButton.disabled = true;
+  status.textContent = "Sending the photo…";
+  let blob;
+  try {
+    blob = await frameAsJpeg();
+  } catch (error) {
+    status.textContent = error.message;
+    captureButton.disabled = false;
+    return;
+  }
+  const files = new DataTransfer();
+  files.items.add(new File([blob], "webcam.jpg", { type: "image/jpeg" }));
+  imageInput.files = files.files;
+  preview.pause();
+  stopCamera();
+  page.dataset.webcamState = "sending";
+  form.submit();
+});
+
+// Coming back with the Back button restores the page from the cache with the camera off: start it again.
+window.addEventListener("pageshow", (event) => {
+  if (event.persisted) window.location.reload();
+});
+window.addEventListener("pagehide", stopCamera);
+
+startCamera();
