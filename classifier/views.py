@@ -19,7 +19,7 @@ CAPTURES_PER_PAGE = 20
 
 @login_required
 def capture_new(request: HttpRequest) -> HttpResponse:
-    form = CaptureForm(request.POST or None, request.FILES or None)
+    form = CaptureForm(request.POST, request.FILES) if request.method == "POST" else CaptureForm()
     status = 200
     if request.method == "POST" and form.is_valid():
         try:

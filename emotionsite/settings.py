@@ -173,6 +173,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"ExpressionEnum": "classifier.models.Expression"},
 }
 
 # Background work (retraining) runs in `python manage.py db_worker`, reading tasks from the database.

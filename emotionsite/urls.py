@@ -12,3 +12,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", health, name="health"),
 ]
+
+handler404 = "classifier.api.errors.page_not_found"
+handler500 = "classifier.api.errors.server_error"

@@ -22,6 +22,12 @@ def tiny_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return models_dir
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings) -> None:
+    # PBKDF2's million rounds cost ~0.4 s a user; the tests check behaviour, not the hash's strength.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def media_dir(settings, tmp_path: Path) -> Path:
     """The private media folder, empty and private to this test."""

@@ -1,7 +1,23 @@
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.routers import SimpleRouter
+
+from classifier.api import views
+
+router = SimpleRouter(trailing_slash=True)
+router.register("captures", views.CaptureViewSet, basename="capture")
+router.register("faces", views.FaceViewSet, basename="face")
+
+api_v1 = [
+    path("auth/token/", obtain_auth_token, name="token"),
+    path("accuracy/", views.AccuracyView.as_view(), name="accuracy"),
+    path("models/", views.ModelVersionListView.as_view(), name="model-version-list"),
+    *router.urls,
+]
 
 urlpatterns = [
+    path("v1/", include((api_v1, "api"), namespace="api")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

@@ -1,0 +1,150 @@
+"""Staff see every capture, face and model version here, with thumbnails; deletes go through the services."""
+
+from django.contrib import admin, messages
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from classifier import services
+from classifier.models import Capture, Face, ModelVersion
+
+
+def _thumbnail(capture_id: int, size: int = 64) -> str:
+    url = reverse("classifier:capture_thumbnail", args=[capture_id])
+    return format_html('<img src="{}" alt="" style="max-width:{}px;max-height:{}px">', url, size, size)
+
+
+class FaceInline(admin.TabularInline):
+    model = Face
+    extra = 0
+    can_delete = False
+    fields = ["predicted_label", "confidence", "box_x", "box_y", "box_width", "box_height", "true_label", "is_correct"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Capture)
+class CaptureAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "thumbnail_image",
+        "owner",
+        "source",
+        "created_at",
+        "face_count",
+        "whole_image",
+        "model_version",
+    ]
+    list_filter = ["source", "whole_image", "model_version", "created_at"]
+    search_fields = ["owner__username"]
+    date_hierarchy = "created_at"
+    list_select_related = ["owner", "model_version"]
+    readonly_fields = [
+        "image_preview",
+        "owner",
+        "source",
+        "width",
+        "height",
+        "whole_image",
+        "model_version",
+        "created_at",
+        "image",
+        "thumbnail",
+    ]
+    inlines = [FaceInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Capture]:
+        return super().get_queryset(request).annotate(face_count=Count("faces"))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # captures come through the site or the API, where the image is checked and classified
+
+    @admin.display(description="Thumbnail")
+    def thumbnail_image(self, capture: Capture) -> str:
+        return _thumbnail(capture.pk)
+
+    @admin.display(description="Image")
+    def image_preview(self, capture: Capture) -> str:
+        url = reverse("classifier:capture_image", args=[capture.pk])
+        return format_html('<img src="{}" alt="" style="max-width:480px;height:auto">', url)
+
+    @admin.display(description="Faces", ordering="face_count")
+    def face_count(self, capture: Capture) -> int:
+        return capture.face_count
+
+    def delete_model(self, request: HttpRequest, obj: Capture) -> None:
+        services.capture_delete(capture=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Capture]) -> None:
+        for capture in queryset:
+            services.capture_delete(capture=capture)
+
+
+@admin.register(Face)
+class FaceAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "thumbnail_image",
+        "capture_owner",
+        "predicted_label",
+        "confidence",
+        "true_label",
+        "is_correct",
+        "model_version",
+        "reviewed_by",
+        "reviewed_at",
+        "created_at",
+    ]
+    list_filter = ["predicted_label", "true_label", "is_correct", "model_version", "created_at"]
+    search_fields = ["capture__owner__username"]
+    list_select_related = ["capture__owner", "model_version", "reviewed_by"]
+    readonly_fields = [field.name for field in Face._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # a review is its owner's verdict
+
+    @admin.display(description="Capture")
+    def thumbnail_image(self, face: Face) -> str:
+        return _thumbnail(face.capture_id, size=48)
+
+    @admin.display(description="Owner", ordering="capture__owner__username")
+    def capture_owner(self, face: Face) -> str:
+        return face.capture.owner.get_username()
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ["version", "state", "validation_accuracy", "face_count", "parent", "created_at", "path"]
+    list_filter = ["state"]
+    search_fields = ["version"]
+    readonly_fields = ["version", "path", "state", "parent", "metrics", "training", "created_at", "registered_at"]
+    actions = ["activate"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ModelVersion]:
+        return super().get_queryset(request).select_related("parent").annotate(face_count=Count("faces"))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # versions are registered from their folders: `python manage.py register_models`
+
+    @admin.display(description="Validation accuracy")
+    def validation_accuracy(self, model_version: ModelVersion) -> str:
+        value = model_version.metrics.get("validation_accuracy")
+        return f"{value:.1%}" if isinstance(value, int | float) else "–"
+
+    @admin.display(description="Faces", ordering="face_count")
+    def face_count(self, model_version: ModelVersion) -> int:
+        return model_version.face_count
+
+    @admin.action(description="Make the selected version the active one")
+    def activate(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one model version to activate.", messages.ERROR)
+            return
+        model_version = services.model_version_activate(model_version=queryset.get())
+        self.message_user(request, f"{model_version.version} is now the active model version.")

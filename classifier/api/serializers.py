@@ -1,0 +1,150 @@
+"""The API's JSON shapes and the validation of what comes in; storing is the services' job."""
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.reverse import reverse
+
+from classifier.models import Capture, Expression, Face, ModelVersion
+from ml.labels import EXPRESSIONS
+
+
+class FaceSerializer(serializers.ModelSerializer):
+    box = serializers.SerializerMethodField(help_text="[x, y, width, height] in the stored image's pixels")
+    probabilities = serializers.SerializerMethodField(help_text="all seven expressions, summing to 1")
+
+    class Meta:
+        model = Face
+        fields = ["id", "box", "predicted_label", "confidence", "probabilities", "true_label", "is_correct"]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.ListField(child=serializers.IntegerField(), min_length=4, max_length=4))
+    def get_box(self, face: Face) -> list[int]:
+        return list(face.box)
+
+    @extend_schema_field(serializers.DictField(child=serializers.FloatField()))
+    def get_probabilities(self, face: Face) -> dict[str, float]:
+        return {label: face.probabilities.get(label, 0.0) for label in EXPRESSIONS}
+
+
+class FaceReviewSerializer(serializers.Serializer):
+    true_label = serializers.ChoiceField(
+        choices=Expression.choices,
+        allow_null=True,
+        help_text="the face's true expression; null withdraws the review",
+    )
+
+
+class CaptureSerializer(serializers.ModelSerializer):
+    image_url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+    model_version = serializers.SlugRelatedField(slug_field="version", read_only=True)
+    whole_image = serializers.BooleanField(
+        read_only=True, help_text="the image was already a tight face crop and was classified as a whole"
+    )
+    faces = FaceSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Capture
+        fields = [
+            "id",
+            "created_at",
+            "source",
+            "image_url",
+            "thumbnail_url",
+            "width",
+            "height",
+            "model_version",
+            "whole_image",
+            "faces",
+        ]
+        read_only_fields = fields
+
+    def get_image_url(self, capture: Capture) -> str:
+        return reverse("classifier:capture_image", args=[capture.pk], request=self.context.get("request"))
+
+    def get_thumbnail_url(self, capture: Capture) -> str:
+        return reverse("classifier:capture_thumbnail", args=[capture.pk], request=self.context.get("request"))
+
+
+class CaptureCreateSerializer(serializers.Serializer):
+    image = serializers.FileField(
+        help_text="JPEG, PNG, WebP, BMP, GIF (first frame) or TIFF; up to 10 MB and 40 megapixels",
+        allow_empty_file=True,  # the service refuses it with its own message
+    )
+    source = serializers.ChoiceField(choices=Capture.Source.choices, default=Capture.Source.UPLOAD)
+
+
+class CaptureFilterSerializer(serializers.Serializer):
+    """The list's query parameters; they apply to one face together."""
+
+    label = serializers.ChoiceField(choices=Expression.choices, required=False, help_text="predicted expression")
+    reviewed = serializers.BooleanField(required=False, allow_null=True, default=None)
+    correct = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    is_active = serializers.SerializerMethodField()
+    parent = serializers.SlugRelatedField(slug_field="version", read_only=True)
+
+    class Meta:
+        model = ModelVersion
+        fields = ["version", "state", "is_active", "parent", "metrics", "training", "created_at"]
+        read_only_fields = fields
+
+    def get_is_active(self, model_version: ModelVersion) -> bool:
+        return model_version.state == ModelVersion.State.ACTIVE
+
+
+class AccuracyQuerySerializer(serializers.Serializer):
+    scope = serializers.ChoiceField(
+        choices=[("mine", "mine"), ("site", "site")],
+        default="mine",
+        help_text="mine: your own faces; site: everyone's (staff only)",
+    )
+    since = serializers.DateField(required=False, allow_null=True, default=None, help_text="only faces captured since")
+
+
+class ClassScoreSerializer(serializers.Serializer):
+    precision = serializers.FloatField(allow_null=True)
+    recall = serializers.FloatField(allow_null=True)
+    support = serializers.IntegerField()
+
+
+class ConfusionSerializer(serializers.Serializer):
+    labels = serializers.ListField(child=serializers.CharField())
+    matrix = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField()),
+        source="confusion",
+        help_text="matrix[true][predicted], both in `labels` order",
+    )
+
+
+class DayAccuracySerializer(serializers.Serializer):
+    day = serializers.DateField()
+    reviewed = serializers.IntegerField()
+    correct = serializers.IntegerField()
+    accuracy = serializers.FloatField(allow_null=True)
+
+
+class ModelVersionAccuracySerializer(serializers.Serializer):
+    version = serializers.CharField()
+    state = serializers.CharField()
+    reviewed = serializers.IntegerField()
+    correct = serializers.IntegerField()
+    unreviewed = serializers.IntegerField()
+    accuracy = serializers.FloatField(allow_null=True)
+
+
+class AccuracySerializer(serializers.Serializer):
+    scope = serializers.SerializerMethodField()
+    reviewed = serializers.IntegerField()
+    correct = serializers.IntegerField()
+    unreviewed = serializers.IntegerField()
+    accuracy = serializers.FloatField(allow_null=True, help_text="over reviewed faces; null before the first review")
+    per_class = serializers.DictField(child=ClassScoreSerializer())
+    confusion = ConfusionSerializer(source="*")
+    by_day = DayAccuracySerializer(many=True)
+    by_model_version = ModelVersionAccuracySerializer(many=True)
+
+    def get_scope(self, summary) -> str:
+        return self.context["scope"]

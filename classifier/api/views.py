@@ -1,0 +1,114 @@
+"""API endpoints: every queryset starts from what the requesting user may see, so another user's id is a 404."""
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from classifier import selectors, services
+from classifier.api.errors import PayloadTooLarge, ServiceUnavailable
+from classifier.api.serializers import (
+    AccuracyQuerySerializer,
+    AccuracySerializer,
+    CaptureCreateSerializer,
+    CaptureFilterSerializer,
+    CaptureSerializer,
+    FaceReviewSerializer,
+    FaceSerializer,
+    ModelVersionSerializer,
+)
+
+# Multipart overhead on top of the image itself; anything bigger is refused before the body is read.
+MULTIPART_ALLOWANCE = 64 * 1024
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=[CaptureFilterSerializer]),
+    create=extend_schema(
+        request={"multipart/form-data": CaptureCreateSerializer},
+        responses={
+            201: CaptureSerializer,
+            400: OpenApiResponse(description="not an image, or a damaged one"),
+            413: OpenApiResponse(description="more than 10 MB or 40 megapixels"),
+            503: OpenApiResponse(description="no model version can predict"),
+        },
+    ),
+)
+class CaptureViewSet(
+    mixins.CreateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = CaptureSerializer
+    parser_classes = [MultiPartParser, FormParser]
+
+    def get_queryset(self):
+        if self.action != "list":
+            return selectors.capture_list(user=self.request.user)
+        filters = CaptureFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        return selectors.capture_list(user=self.request.user, **filters.validated_data)
+
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        if int(request.META.get("CONTENT_LENGTH") or 0) > settings.EMOTIONSITE_MAX_UPLOAD_BYTES + MULTIPART_ALLOWANCE:
+            raise PayloadTooLarge(
+                f"The upload is over the limit of {settings.EMOTIONSITE_MAX_UPLOAD_BYTES // 2**20} MB."
+            )
+        upload = CaptureCreateSerializer(data=request.data)
+        upload.is_valid(raise_exception=True)
+        try:
+            capture = services.capture_create(owner=request.user, **upload.validated_data)
+        except services.ImageRefused as refusal:
+            if refusal.too_large:
+                raise PayloadTooLarge(refusal.message) from None
+            raise ValidationError({"image": [refusal.message]}) from None
+        except services.ModelUnavailable:
+            raise ServiceUnavailable("The expression model is not available right now.") from None
+        capture = selectors.capture_detail(user=request.user, capture_id=capture.pk)
+        return Response(self.get_serializer(capture).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance) -> None:
+        services.capture_delete(capture=instance)
+
+
+class FaceViewSet(mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet):
+    serializer_class = FaceSerializer
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    http_method_names = ["get", "patch", "head", "options"]
+
+    def get_queryset(self):
+        return selectors.faces_visible_to(self.request.user)
+
+    @extend_schema(request=FaceReviewSerializer, responses=FaceSerializer)
+    def partial_update(self, request: Request, *args, **kwargs) -> Response:
+        face = self.get_object()
+        review = FaceReviewSerializer(data=request.data)
+        review.is_valid(raise_exception=True)
+        face = services.face_review(face=face, reviewer=request.user, true_label=review.validated_data["true_label"])
+        return Response(FaceSerializer(face).data)
+
+
+class AccuracyView(APIView):
+    @extend_schema(parameters=[AccuracyQuerySerializer], responses=AccuracySerializer)
+    def get(self, request: Request) -> Response:
+        query = AccuracyQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        scope = query.validated_data["scope"]
+        if scope == "site" and not request.user.is_staff:
+            raise PermissionDenied("Only staff may see the whole site's accuracy.")
+        summary = selectors.accuracy_summary(
+            user=None if scope == "site" else request.user, since=query.validated_data["since"]
+        )
+        return Response(AccuracySerializer(summary, context={"scope": scope}).data)
+
+
+class ModelVersionListView(APIView):
+    @extend_schema(responses=ModelVersionSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return Response(ModelVersionSerializer(selectors.model_version_list(), many=True).data)

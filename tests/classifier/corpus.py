@@ -1,0 +1,147 @@
+"""The upload corpus: images made by the tests themselves (good, odd and bad), and helpers to upload and count."""
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
+
+from classifier import services
+from classifier.models import Capture, Face
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+ASTRONAUT = FIXTURES / "astronaut.jpg"  # scikit-image's astronaut (public domain), one face
+
+
+def encode(image: Image.Image, format: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **options)
+    return buffer.getvalue()
+
+
+def astronaut() -> Image.Image:
+    return Image.open(ASTRONAUT).convert("RGB")
+
+
+def face_photo_bytes() -> bytes:
+    return ASTRONAUT.read_bytes()
+
+
+def two_faces_photo() -> Image.Image:
+    """The astronaut and her mirror image side by side, large enough in the frame for the detector."""
+    portrait = astronaut().crop((62, 0, 222, 160))
+    photo = Image.new("RGB", (360, 200), "grey")
+    photo.paste(portrait, (10, 20))
+    photo.paste(portrait.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (190, 20))
+    return photo
+
+
+def no_face_photo() -> Image.Image:
+    """A smooth gradient: nothing like a face, and big enough to be searched."""
+    ramp = np.linspace(0, 255, 320, dtype=np.float32)
+    return Image.fromarray(np.stack([np.tile(ramp, (240, 1))] * 3, axis=-1).astype(np.uint8))
+
+
+def tight_crop_bytes() -> bytes:
+    """A 48x48 grey face crop, as FER2013 stores them."""
+    face = astronaut().crop((104, 40, 184, 120)).convert("L").resize((48, 48))
+    return encode(face, "PNG")
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that claims a huge size in a few bytes: a decompression bomb as Pillow first sees it."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    pixels = zlib.compress(b"\0" * 64)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+def exif_rotated_jpeg() -> bytes:
+    """A 400x200 JPEG whose EXIF says "rotate 90° clockwise to view", with a GPS position to be dropped."""
+    image = Image.new("RGB", (400, 200), "white")
+    image.paste(Image.new("RGB", (100, 200), "red"), (0, 0))  # red on the left as stored, on top as viewed
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 CW
+    exif[0x010F] = "PhoneMaker"
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[2], gps[3], gps[4] = "N", (52.0, 31.0, 12.0), "E", (13.0, 24.0, 36.0)
+    return encode(image, "JPEG", exif=exif.tobytes())
+
+
+def animated_gif() -> bytes:
+    first, second = Image.new("P", (160, 120), 1), Image.new("P", (160, 120), 2)
+    return encode(first, "GIF", save_all=True, append_images=[second], duration=100, loop=0)
+
+
+def sixteen_bit_png() -> bytes:
+    values = np.tile(np.linspace(0, 65535, 200, dtype=np.uint16), (150, 1))
+    return encode(Image.fromarray(values), "PNG")
+
+
+def rgba_png() -> bytes:
+    image = astronaut().convert("RGBA")
+    image.putalpha(128)
+    return encode(image, "PNG")
+
+
+def jaffe_like_tiff() -> bytes:
+    """JAFFE: 256x256 8-bit grey TIFF."""
+    return encode(astronaut().convert("L").resize((256, 256)), "TIFF")
+
+
+# name, content, and whether the upload is accepted
+ACCEPTED_UPLOADS = {
+    "photo.jpg": lambda: face_photo_bytes(),
+    "photo.png": lambda: encode(astronaut(), "PNG"),
+    "photo.webp": lambda: encode(astronaut(), "WEBP"),
+    "photo.bmp": lambda: encode(astronaut(), "BMP"),
+    "jaffe.tiff": jaffe_like_tiff,
+    "cmyk.jpg": lambda: encode(astronaut().convert("CMYK"), "JPEG"),
+    "sixteen-bit.png": sixteen_bit_png,
+    "palette.png": lambda: encode(astronaut().convert("P"), "PNG"),
+    "transparent.png": rgba_png,
+    "animated.gif": animated_gif,
+    "png-named.jpg": lambda: encode(astronaut(), "PNG"),  # the wrong extension: the content decides
+}
+
+
+def truncated_jpeg() -> bytes:
+    data = encode(astronaut(), "JPEG", quality=95)
+    return data[: len(data) // 2]
+
+
+# name, content, HTTP status, and a piece of the message
+REFUSED_UPLOADS = {
+    "notes.jpg": (lambda: b"These are my notes, not a photo.\n" * 20, 400, "not an image"),
+    "empty.png": (lambda: b"", 400, "empty"),
+    "truncated.jpg": (truncated_jpeg, 400, "damaged or incomplete"),
+    "bomb.png": (lambda: png_header_only(50_000, 50_000), 413, "megapixels"),
+    "too-many-pixels.png": (lambda: png_header_only(8_000, 6_000), 413, "megapixels"),
+    "document.pdf": (lambda: encode(astronaut(), "PDF"), 400, "not an image"),
+    "icon.ico": (lambda: encode(astronaut().resize((64, 64)), "ICO"), 400, "not accepted"),
+}
+
+
+def upload(name: str, content: bytes) -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, content, content_type="application/octet-stream")
+
+
+def stored_files(media_dir: Path) -> list[Path]:
+    return [path for path in media_dir.rglob("*") if path.is_file()] if media_dir.exists() else []
+
+
+def nothing_stored(media_dir: Path) -> bool:
+    return not Capture.objects.exists() and not Face.objects.exists() and not stored_files(media_dir)
+
+
+def make_capture(owner, content: bytes | None = None, name: str = "photo.jpg", source: str = "upload") -> Capture:
+    """A capture made the way every door makes one."""
+    return services.capture_create(
+        owner=owner, image=upload(name, face_photo_bytes() if content is None else content), source=source
+    )

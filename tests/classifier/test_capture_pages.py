@@ -1,0 +1,126 @@
+import io
+
+import pytest
+from django.urls import reverse
+from PIL import Image
+
+from classifier.models import Capture, Face
+from ml.labels import EXPRESSIONS
+from tests.classifier.corpus import (
+    ACCEPTED_UPLOADS,
+    REFUSED_UPLOADS,
+    encode,
+    exif_rotated_jpeg,
+    face_photo_bytes,
+    no_face_photo,
+    nothing_stored,
+    stored_files,
+    tight_crop_bytes,
+    two_faces_photo,
+    upload,
+)
+
+
+def post_photo(client, name: str, content: bytes):
+    return client.post(reverse("classifier:capture_new"), {"image": upload(name, content)})
+
+
+def test_photo_with_a_face_shows_a_box_a_label_and_seven_bars(user_client, model_version, media_dir):
+    response = post_photo(user_client, "me.jpg", face_photo_bytes())
+    capture = Capture.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("classifier:capture_detail", args=[capture.pk])
+    face = capture.faces.get()
+    assert face.model_version == model_version
+    assert face.predicted_label in EXPRESSIONS
+    assert sum(face.probabilities.values()) == pytest.approx(1, abs=1e-4)
+    assert 90 < face.box_x < 140 and 30 < face.box_y < 80  # the astronaut's face, not the whole photo
+
+    page = user_client.get(response["Location"]).content.decode()
+    assert page.count('class="face-box"') == 1
+    assert f"{face.predicted_label} {round(face.confidence * 100)}%" in page
+    assert page.count('class="bar-label"') == 7
+    assert reverse("classifier:capture_image", args=[capture.pk]) in page
+    assert len(stored_files(media_dir)) == 2  # the image and its thumbnail
+
+
+def test_every_face_in_a_photo_is_found(user_client, model_version):
+    post_photo(user_client, "two.png", encode(two_faces_photo(), "PNG"))
+    capture = Capture.objects.get()
+    assert capture.faces.count() == 2
+    page = user_client.get(reverse("classifier:capture_detail", args=[capture.pk])).content.decode()
+    assert page.count('class="face-box"') == 2
+    assert page.count('class="bar-label"') == 14
+
+
+def test_tight_face_crop_is_classified_whole_and_says_so(user_client, model_version):
+    post_photo(user_client, "fer2013.png", tight_crop_bytes())
+    capture = Capture.objects.get()
+    assert capture.whole_image
+    assert capture.faces.get().box == (0, 0, 48, 48)
+    page = user_client.get(reverse("classifier:capture_detail", args=[capture.pk])).content.decode()
+    assert "already a tight face crop" in page
+
+
+def test_no_face_image_is_kept_and_marked(user_client, model_version, media_dir):
+    response = post_photo(user_client, "wall.png", encode(no_face_photo(), "PNG"))
+    capture = Capture.objects.get()
+    assert response.status_code == 302
+    assert not capture.faces.exists() and not capture.whole_image
+    assert len(stored_files(media_dir)) == 2
+    page = user_client.get(response["Location"]).content.decode()
+    assert "No face found" in page
+    assert "No face" in user_client.get(reverse("classifier:capture_list")).content.decode()
+
+
+def test_exif_orientation_is_applied_and_metadata_is_dropped(user_client, model_version, media_dir):
+    post_photo(user_client, "sideways.jpg", exif_rotated_jpeg())
+    capture = Capture.objects.get()
+    assert (capture.width, capture.height) == (200, 400)
+    stored = Image.open(media_dir / capture.image.name)
+    assert stored.size == (200, 400)
+    assert stored.getpixel((100, 20))[0] > 200 and stored.getpixel((100, 20))[1] < 60  # red is on top, as viewed
+    assert len(stored.getexif()) == 0 and "exif" not in stored.info
+    assert b"PhoneMaker" not in (media_dir / capture.image.name).read_bytes()
+
+
+@pytest.mark.parametrize("name", ACCEPTED_UPLOADS)
+def test_odd_but_valid_images_are_accepted(user_client, model_version, media_dir, name):
+    response = post_photo(user_client, name, ACCEPTED_UPLOADS[name]())
+    assert response.status_code == 302, response.content.decode()[:2000]
+    capture = Capture.objects.get()
+    stored = Image.open(io.BytesIO((media_dir / capture.image.name).read_bytes()))
+    assert stored.format == "JPEG" and stored.mode in ("RGB", "L")
+    assert stored.size == (capture.width, capture.height)
+
+
+@pytest.mark.parametrize("name", REFUSED_UPLOADS)
+def test_bad_uploads_are_refused_with_a_message_and_leave_nothing(user_client, model_version, media_dir, name):
+    make_content, status, message = REFUSED_UPLOADS[name]
+    response = post_photo(user_client, name, make_content())
+    assert response.status_code == status
+    assert message in response.content.decode()
+    assert nothing_stored(media_dir)
+
+
+def test_an_upload_over_ten_megabytes_is_refused(user_client, model_version, media_dir):
+    response = post_photo(user_client, "huge.jpg", face_photo_bytes() + b"\0" * (10 * 1024 * 1024))
+    assert response.status_code == 413
+    assert "limit is 10 MB" in response.content.decode()
+    assert nothing_stored(media_dir)
+
+
+def test_a_post_without_a_file_shows_the_form_error(user_client, model_version, media_dir):
+    response = user_client.post(reverse("classifier:capture_new"), {})
+    assert response.status_code == 400
+    assert "This field is required" in response.content.decode()
+    assert nothing_stored(media_dir)
+
+
+def test_without_a_model_version_the_upload_says_so_and_stores_nothing(user_client, settings, tmp_path, media_dir):
+    settings.EMOTIONSITE_MODEL_DIR = tmp_path / "no-models"
+    response = post_photo(user_client, "me.jpg", face_photo_bytes())
+    assert response.status_code == 503
+    assert "model is not available" in response.content.decode()
+    assert nothing_stored(media_dir)
+    assert not Face.objects.exists()
