@@ -3,8 +3,8 @@
 from dataclasses import dataclass
 from datetime import date, datetime, time
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
-from django.db.models.functions import TruncDate
+from django.db.models import Count, DateField, Exists, OuterRef, Q, QuerySet
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from accounts.models import User
@@ -134,11 +134,12 @@ def accuracy_summary(*, user: User | None, since: date | None = None) -> Accurac
         else:
             confusion[index[true_label]][index[predicted_label]] += count
 
-    # 2. Per day of capture.
+    # 2. Per day of capture (UTC, the site's TIME_ZONE). Cast is SQLite's C `date()`, where TruncDate calls
+    # back into Python for every row: 25 ms instead of 115 ms over 20,000 faces (bench/bench_site.py).
     reviewed_faces = faces.filter(true_label__isnull=False)
     by_day = [
         DayAccuracy(day=row["day"], reviewed=row["reviewed"], correct=row["correct"], accuracy=_ratio(row))
-        for row in reviewed_faces.annotate(day=TruncDate("created_at"))
+        for row in reviewed_faces.annotate(day=Cast("created_at", DateField()))
         .values("day")
         .annotate(reviewed=Count("id"), correct=Count("id", filter=Q(is_correct=True)))
         .order_by("day")
