@@ -1,0 +1,153 @@
+"""One headless Chromium for all browser tests, a fake webcam that films a real face, and signed-in pages.
+
+Playwright drives Debian's Chromium (/usr/bin/chromium); it never downloads a browser. Without that
+binary the tests skip, unless EMOTIONSITE_REQUIRE_BROWSER=1 (CI), where they fail.
+"""
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NoReturn
+
+import numpy as np
+import pytest
+from django.conf import settings as django_settings
+from django.test import Client
+from PIL import Image
+
+from accounts.models import User
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+ASTRONAUT = FIXTURES / "astronaut.jpg"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+# Fail fast: every page of the site answers in well under a second, classification included.
+TIMEOUT_MS = 15_000
+
+
+def rgb_to_i420(rgb: np.ndarray) -> list[np.ndarray]:
+    """The Y, U and V planes (BT.601, studio range, chroma averaged over 2x2) of an RGB frame."""
+    red, green, blue = (rgb[..., channel].astype(np.float32) / 255 for channel in range(3))
+    luma = 16 + 65.481 * red + 128.553 * green + 24.966 * blue
+    blue_difference = 128 - 37.797 * red - 74.203 * green + 112.0 * blue
+    red_difference = 128 + 112.0 * red - 93.786 * green - 18.214 * blue
+
+    def halved(plane: np.ndarray) -> np.ndarray:
+        return plane.reshape(plane.shape[0] // 2, 2, plane.shape[1] // 2, 2).mean(axis=(1, 3))
+
+    return [
+        np.clip(np.rint(plane), 0, 255).astype(np.uint8)
+        for plane in (luma, halved(blue_difference), halved(red_difference))
+    ]
+
+
+def write_y4m(path: Path, frame: Image.Image, *, frames: int = 2) -> Path:
+    """A YUV4MPEG2 (4:2:0) video repeating one frame: what Chromium's fake camera plays, in a loop."""
+    width, height = frame.size
+    planes = rgb_to_i420(np.asarray(frame.convert("RGB")))
+    with path.open("wb") as video:
+        video.write(f"YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1 C420jpeg\n".encode("ascii"))
+        for _ in range(frames):
+            video.write(b"FRAME\n")
+            for plane in planes:
+                video.write(plane.tobytes())
+    return path
+
+
+def webcam_frame() -> Image.Image:
+    """A 640x480 camera frame showing the astronaut's portrait (her face about 90 px wide) on a grey wall."""
+    frame = Image.new("RGB", (640, 480), (90, 90, 90))
+    with Image.open(ASTRONAUT) as photo:
+        frame.paste(photo.convert("RGB").resize((480, 480), Image.Resampling.LANCZOS), (80, 0))
+    return frame
+
+
+@pytest.fixture(scope="session")
+def fake_camera_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_y4m(tmp_path_factory.mktemp("camera") / "astronaut.y4m", webcam_frame())
+
+
+def browser_unavailable(reason: str) -> NoReturn:
+    """Skip, or fail where a browser is required (CI sets EMOTIONSITE_REQUIRE_BROWSER=1)."""
+    if os.environ.get("EMOTIONSITE_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"EMOTIONSITE_REQUIRE_BROWSER=1 but {reason}")
+    pytest.skip(reason)
+
+
+# Package scope (tests/browser has an __init__.py for it): the browser closes after the last browser test.
+# While Playwright's sync API is started, the main thread has a running event loop, which would make
+# Django refuse ORM calls in every later test.
+@pytest.fixture(scope="package")
+def browser(fake_camera_video: Path) -> Iterator:
+    """Headless Chromium whose camera plays fake_camera_video; each context decides if the camera is allowed."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        browser_unavailable("the playwright package is not installed (pip install -r requirements-dev.txt)")
+    if not CHROMIUM.is_file():
+        browser_unavailable(f"{CHROMIUM} is missing: install Debian's chromium package to run the browser tests")
+
+    with pytest.MonkeyPatch.context() as environment:
+        # The test thread (the database flush between tests, the tests' own queries) runs beside
+        # Playwright's event loop; the live server answers from its own thread.
+        environment.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(
+                executable_path=str(CHROMIUM),
+                args=[
+                    *CHROMIUM_ARGS,
+                    "--use-fake-device-for-media-stream",
+                    f"--use-file-for-fake-video-capture={fake_camera_video}",
+                ],
+            )
+            yield chromium
+            chromium.close()
+
+
+@pytest.fixture
+def site(live_server, model_version, media_dir) -> str:
+    """The live site's base URL, with the tiny model active and an empty private media folder."""
+    return live_server.url
+
+
+def new_page(browser, site: str, *, camera: bool = True, viewport: dict | None = None, user: User | None = None):
+    """A page in a fresh browser context: camera allowed or not (headless Chromium then denies it), signed in or not."""
+    context = browser.new_context(base_url=site, viewport=viewport or DESKTOP, permissions=["camera"] if camera else [])
+    context.set_default_timeout(TIMEOUT_MS)
+    if user is not None:
+        client = Client()
+        client.force_login(user)
+        session = client.cookies[django_settings.SESSION_COOKIE_NAME].value
+        context.add_cookies([{"name": django_settings.SESSION_COOKIE_NAME, "value": session, "url": site}])
+    return context.new_page()
+
+
+@pytest.fixture
+def contexts(browser) -> Iterator[list]:
+    """Browser contexts a test opens, closed after it."""
+    opened: list = []
+    yield opened
+    for context in opened:
+        context.close()
+
+
+@pytest.fixture
+def open_page(browser, site: str, contexts: list):
+    """open_page(camera=..., viewport=..., user=...) -> a new page on the live site."""
+
+    def opener(**options):
+        page = new_page(browser, site, **options)
+        contexts.append(page.context)
+        return page
+
+    return opener
