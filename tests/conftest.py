@@ -43,6 +43,12 @@ def model_version(db, settings, tiny_models_dir: Path) -> ModelVersion:
     return ModelVersion.objects.get(state=ModelVersion.State.ACTIVE)
 
 
+@pytest.fixture
+def run_on_commit(django_capture_on_commit_callbacks):
+    """`with run_on_commit():` runs what the code deferred to the commit (deleting files), as a real request would."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
 def make_user(username: str = "ada", *, staff: bool = False) -> User:
     if staff:
         return User.objects.create_superuser(username=username, password=PASSWORD)

@@ -1,0 +1,193 @@
+import pytest
+from rest_framework.test import APIClient
+
+from classifier.models import Capture
+from ml.labels import EXPRESSIONS
+from tests.classifier.corpus import (
+    REFUSED_UPLOADS,
+    encode,
+    face_photo_bytes,
+    make_capture,
+    no_face_photo,
+    nothing_stored,
+    stored_files,
+    tight_crop_bytes,
+    upload,
+)
+
+CAPTURES = "/api/v1/captures/"
+
+
+@pytest.fixture
+def api(user) -> APIClient:
+    client = APIClient()
+    token = client.post("/api/v1/auth/token/", {"username": "ada", "password": "correct horse battery staple"})
+    assert token.status_code == 200
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.json()['token']}")
+    return client
+
+
+def post_image(api: APIClient, name: str, content: bytes, **extra):
+    return api.post(CAPTURES, {"image": upload(name, content), **extra}, format="multipart")
+
+
+def test_token_with_a_wrong_password_is_refused(user):
+    response = APIClient().post("/api/v1/auth/token/", {"username": "ada", "password": "wrong"})
+    assert response.status_code == 400
+    assert "Unable to log in" in str(response.json())
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("get", CAPTURES),
+        ("post", CAPTURES),
+        ("get", "/api/v1/accuracy/"),
+        ("get", "/api/v1/models/"),
+        ("patch", "/api/v1/faces/1/"),
+    ],
+)
+def test_without_credentials_is_401_json(db, method, path):
+    response = getattr(APIClient(), method)(path)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
+    assert "credentials were not provided" in response.json()["detail"]
+
+
+def test_create_capture_returns_the_contract(api, model_version, media_dir):
+    response = post_image(api, "me.jpg", face_photo_bytes())
+    assert response.status_code == 201
+    body = response.json()
+    assert set(body) >= {"id", "created_at", "source", "image_url", "width", "height", "model_version", "faces"}
+    assert body["source"] == "upload" and body["model_version"] == "tiny-1" and body["whole_image"] is False
+    assert (body["width"], body["height"]) == (320, 320)
+    assert body["image_url"] == f"http://testserver/captures/{body['id']}/image.jpg"
+    [face] = body["faces"]
+    assert set(face) == {"id", "box", "predicted_label", "confidence", "probabilities", "true_label", "is_correct"}
+    assert len(face["box"]) == 4
+    assert list(face["probabilities"]) == list(EXPRESSIONS)
+    assert face["predicted_label"] == max(face["probabilities"], key=face["probabilities"].get)
+    assert face["true_label"] is None and face["is_correct"] is None
+    assert api.get(body["image_url"]).status_code == 200
+    assert len(stored_files(media_dir)) == 2
+
+
+def test_webcam_source_and_whole_image_are_reported(api, model_version):
+    body = post_image(api, "frame.png", tight_crop_bytes(), source="webcam").json()
+    assert body["source"] == "webcam"
+    assert body["whole_image"] is True
+    assert body["faces"][0]["box"] == [0, 0, 48, 48]
+
+
+def test_no_face_capture_has_an_empty_face_list(api, model_version):
+    body = post_image(api, "wall.png", encode(no_face_photo(), "PNG")).json()
+    assert body["faces"] == [] and body["whole_image"] is False
+    assert Capture.objects.filter(pk=body["id"]).exists()
+
+
+def test_unknown_source_is_400(api, model_version, media_dir):
+    response = post_image(api, "me.jpg", face_photo_bytes(), source="scanner")
+    assert response.status_code == 400
+    assert "source" in response.json()
+    assert nothing_stored(media_dir)
+
+
+def test_missing_image_is_400(api, model_version, media_dir):
+    response = api.post(CAPTURES, {}, format="multipart")
+    assert response.status_code == 400
+    assert response.json()["image"] == ["No file was submitted."]
+
+
+@pytest.mark.parametrize("name", REFUSED_UPLOADS)
+def test_bad_images_are_refused_with_json_and_leave_nothing(api, model_version, media_dir, name):
+    make_content, status, message = REFUSED_UPLOADS[name]
+    response = post_image(api, name, make_content())
+    assert response.status_code == status
+    body = response.json()
+    text = body["detail"] if status == 413 else body["image"][0]
+    assert message in text
+    assert nothing_stored(media_dir)
+
+
+def test_too_large_upload_is_413_before_it_is_read(api, model_version, media_dir):
+    response = post_image(api, "huge.jpg", b"\xff\xd8" + b"\0" * (11 * 1024 * 1024))
+    assert response.status_code == 413
+    assert "limit of 10 MB" in response.json()["detail"]
+    assert nothing_stored(media_dir)
+
+
+def test_without_a_model_version_the_api_says_503(api, settings, tmp_path, media_dir):
+    settings.EMOTIONSITE_MODEL_DIR = tmp_path / "empty"
+    response = post_image(api, "me.jpg", face_photo_bytes())
+    assert response.status_code == 503
+    assert "not available" in response.json()["detail"]
+    assert nothing_stored(media_dir)
+
+
+def test_list_is_paginated_newest_first_and_only_mine(api, user, other_user, model_version):
+    mine = [make_capture(user, encode(no_face_photo(), "PNG")) for _ in range(3)]
+    make_capture(other_user, encode(no_face_photo(), "PNG"))
+    body = api.get(CAPTURES).json()
+    assert body["count"] == 3
+    assert [capture["id"] for capture in body["results"]] == [capture.pk for capture in reversed(mine)]
+    assert set(body) == {"count", "next", "previous", "results"}
+
+
+def test_list_filters_by_label_and_review_state(api, user, model_version):
+    from classifier import services
+
+    first, second, third = (make_capture(user) for _ in range(3))
+    label = first.faces.get().predicted_label
+    other = next(expression for expression in EXPRESSIONS if expression != label)
+    services.face_review(face=first.faces.get(), reviewer=user, true_label=label)
+    services.face_review(face=second.faces.get(), reviewer=user, true_label=other)
+
+    def ids(query: str) -> set[int]:
+        response = api.get(CAPTURES + query)
+        assert response.status_code == 200, response.json()
+        return {capture["id"] for capture in response.json()["results"]}
+
+    assert ids(f"?label={label}") == {first.pk, second.pk, third.pk}  # the same photo, the same prediction
+    assert ids(f"?label={other}") == set()
+    assert ids("?reviewed=true") == {first.pk, second.pk}
+    assert ids("?reviewed=false") == {third.pk}
+    assert ids("?correct=true") == {first.pk}
+    assert ids("?correct=false") == {second.pk}
+    assert ids(f"?label={label}&correct=false") == {second.pk}
+
+
+def test_bad_filter_is_400(api, model_version):
+    response = api.get(CAPTURES + "?label=bored")
+    assert response.status_code == 400
+    assert "label" in response.json()
+
+
+def test_get_and_delete_my_capture_removes_its_files(api, user, model_version, media_dir, run_on_commit):
+    capture = make_capture(user)
+    assert api.get(f"{CAPTURES}{capture.pk}/").json()["id"] == capture.pk
+    with run_on_commit():
+        assert api.delete(f"{CAPTURES}{capture.pk}/").status_code == 204
+    assert nothing_stored(media_dir)
+    assert api.get(f"{CAPTURES}{capture.pk}/").status_code == 404
+
+
+def test_another_users_capture_is_404_and_untouched(api, other_user, model_version, media_dir):
+    theirs = make_capture(other_user)
+    for method in ("get", "delete"):
+        response = getattr(api, method)(f"{CAPTURES}{theirs.pk}/")
+        assert response.status_code == 404
+        assert response.json() == {"detail": "No Capture matches the given query."}
+    assert api.get(f"/captures/{theirs.pk}/image.jpg").status_code == 404
+    assert Capture.objects.filter(pk=theirs.pk).exists()
+    assert len(stored_files(media_dir)) == 2
+
+
+def test_session_authentication_works_too(user_client, model_version):
+    response = user_client.get(CAPTURES)
+    assert response.status_code == 200
+
+
+def test_unknown_api_path_is_json_404(api):
+    response = api.get("/api/v1/nothing-here/")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
