@@ -9,13 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
-import numpy as np
 import pytest
 from django.conf import settings as django_settings
 from django.test import Client
-from PIL import Image
 
 from accounts.models import User
+from tests.browser.fake_camera import webcam_frame, write_y4m
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -27,49 +26,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-ASTRONAUT = FIXTURES / "astronaut.jpg"
 DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
+INSECURE_HOST = "emotionsite.test"
 # Fail fast: every page of the site answers in well under a second, classification included.
 TIMEOUT_MS = 15_000
-
-
-def rgb_to_i420(rgb: np.ndarray) -> list[np.ndarray]:
-    """The Y, U and V planes (BT.601, studio range, chroma averaged over 2x2) of an RGB frame."""
-    red, green, blue = (rgb[..., channel].astype(np.float32) / 255 for channel in range(3))
-    luma = 16 + 65.481 * red + 128.553 * green + 24.966 * blue
-    blue_difference = 128 - 37.797 * red - 74.203 * green + 112.0 * blue
-    red_difference = 128 + 112.0 * red - 93.786 * green - 18.214 * blue
-
-    def halved(plane: np.ndarray) -> np.ndarray:
-        return plane.reshape(plane.shape[0] // 2, 2, plane.shape[1] // 2, 2).mean(axis=(1, 3))
-
-    return [
-        np.clip(np.rint(plane), 0, 255).astype(np.uint8)
-        for plane in (luma, halved(blue_difference), halved(red_difference))
-    ]
-
-
-def write_y4m(path: Path, frame: Image.Image, *, frames: int = 2) -> Path:
-    """A YUV4MPEG2 (4:2:0) video repeating one frame: what Chromium's fake camera plays, in a loop."""
-    width, height = frame.size
-    planes = rgb_to_i420(np.asarray(frame.convert("RGB")))
-    with path.open("wb") as video:
-        video.write(f"YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1 C420jpeg\n".encode("ascii"))
-        for _ in range(frames):
-            video.write(b"FRAME\n")
-            for plane in planes:
-                video.write(plane.tobytes())
-    return path
-
-
-def webcam_frame() -> Image.Image:
-    """A 640x480 camera frame showing the astronaut's portrait (her face about 90 px wide) on a grey wall."""
-    frame = Image.new("RGB", (640, 480), (90, 90, 90))
-    with Image.open(ASTRONAUT) as photo:
-        frame.paste(photo.convert("RGB").resize((480, 480), Image.Resampling.LANCZOS), (80, 0))
-    return frame
 
 
 @pytest.fixture(scope="session")
@@ -108,6 +68,8 @@ def browser(fake_camera_video: Path) -> Iterator:
                     *CHROMIUM_ARGS,
                     "--use-fake-device-for-media-stream",
                     f"--use-file-for-fake-video-capture={fake_camera_video}",
+                    # A name for the live server that is not localhost, so its pages are not a secure context.
+                    f"--host-resolver-rules=MAP {INSECURE_HOST} 127.0.0.1",
                 ],
             )
             yield chromium
@@ -143,11 +105,18 @@ def contexts(browser) -> Iterator[list]:
 
 @pytest.fixture
 def open_page(browser, site: str, contexts: list):
-    """open_page(camera=..., viewport=..., user=...) -> a new page on the live site."""
+    """open_page(camera=..., viewport=..., user=..., site=...) -> a new page on the live site."""
 
-    def opener(**options):
+    def opener(*, site: str = site, **options):
         page = new_page(browser, site, **options)
         contexts.append(page.context)
         return page
 
     return opener
+
+
+@pytest.fixture
+def insecure_site(site: str, settings) -> str:
+    """The live site under a name other than localhost: plain http there is not a secure context."""
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, INSECURE_HOST]
+    return site.replace("localhost", INSECURE_HOST)

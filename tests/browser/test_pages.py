@@ -11,7 +11,7 @@ from accounts.models import User
 from classifier import services
 from classifier.models import Capture
 from ml.labels import EXPRESSIONS
-from tests.browser.conftest import ASTRONAUT, PHONE, webcam_frame
+from tests.browser.fake_camera import ASTRONAUT, webcam_frame
 
 try:
     from playwright.sync_api import expect
@@ -21,6 +21,7 @@ except ImportError:  # the browser fixture skips, or fails in CI, saying so
 pytestmark = pytest.mark.slow
 
 RESULT_URL = re.compile(r"/captures/(\d+)/$")
+PHONE = {"width": 390, "height": 844}
 
 
 def upload_photo(owner: User) -> Capture:
@@ -88,6 +89,16 @@ def test_denied_camera_says_so_and_offers_an_upload(open_page, user: User) -> No
     expect(problem.get_by_role("link", name="Upload a photo instead")).to_have_attribute("href", "/")
     expect(page.get_by_role("button", name="Take photo and recognise expressions")).to_be_hidden()
     expect(page.get_by_label("Live preview from your camera")).to_be_hidden()
+
+
+def test_camera_on_a_plain_http_address_asks_for_https(open_page, user: User, insecure_site: str) -> None:
+    """Browsers hide the camera from pages served over http, except from localhost: the page says so."""
+    page = open_page(user=user, site=insecure_site)
+    page.goto("/webcam/")
+
+    problem = page.get_by_role("alert")
+    expect(problem).to_contain_text("open this site over https")
+    expect(problem.get_by_role("link", name="Upload a photo instead")).to_be_visible()
 
 
 def test_pages_fit_a_phone_screen(open_page, user: User, tmp_path: Path) -> None:
