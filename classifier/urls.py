@@ -15,4 +15,5 @@ urlpatterns = [
         "captures/<int:capture_id>/thumbnail.jpg", views.capture_image, {"kind": "thumbnail"}, name="capture_thumbnail"
     ),
     path("faces/<int:face_id>/review/", views.face_review, name="face_review"),
+    path("accuracy/", views.accuracy, name="accuracy"),
 ]

@@ -1,22 +1,29 @@
 """Pages: translate HTTP to services and selectors and back; no logic of their own."""
 
+from datetime import timedelta
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.db import DatabaseError, connection
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from rest_framework.decorators import api_view, schema
 from rest_framework.request import Request
 
-from classifier import selectors, services
+from classifier import charts, selectors, services
 from classifier.forms import CaptureFilterForm, CaptureForm, ReviewForm
 from classifier.models import Capture
 
 CAPTURES_PER_PAGE = 20
+# The accuracy page's `?days=` choices; anything else means all time.
+ACCURACY_PERIODS = {"": "All time", "90": "Last 90 days", "30": "Last 30 days"}
 
 
 @login_required
@@ -117,6 +124,43 @@ def capture_image(request: Request, capture_id: int, kind: str) -> FileResponse:
     response = FileResponse(file, content_type="image/jpeg")
     response["Cache-Control"] = "private, max-age=3600"
     return response
+
+
+@login_required
+@require_GET
+def accuracy(request: HttpRequest) -> HttpResponse:
+    """The accuracy dashboard over the user's reviewed faces, or, for staff asking `?scope=site`, everyone's."""
+    site_wide = request.GET.get("scope") == "site"
+    if site_wide and not request.user.is_staff:
+        raise PermissionDenied("Only staff see the whole site's accuracy.")
+    days = request.GET.get("days", "")
+    days = days if days in ACCURACY_PERIODS else ""
+    since = timezone.localdate() - timedelta(days=int(days) - 1) if days else None
+    summary = selectors.accuracy_summary(user=None if site_wide else request.user, since=since)
+
+    def link(text: str, current: bool, **query: str) -> dict:
+        query_string = urlencode({name: value for name, value in query.items() if value})
+        return {"text": text, "current": current, "href": request.path + (f"?{query_string}" if query_string else "")}
+
+    scope = "site" if site_wide else ""
+    return render(
+        request,
+        "classifier/accuracy.html",
+        {
+            "site_wide": site_wide,
+            "days": days,
+            "scope_links": [
+                link("Yours", not site_wide, days=days),
+                link("Whole site", site_wide, scope="site", days=days),
+            ]
+            if request.user.is_staff
+            else [],
+            "period_links": [
+                link(text, value == days, scope=scope, days=value) for value, text in ACCURACY_PERIODS.items()
+            ],
+            **charts.dashboard_context(summary),
+        },
+    )
 
 
 @require_GET

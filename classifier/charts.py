@@ -1,0 +1,196 @@
+"""The accuracy dashboard's pictures: an AccuracySummary's numbers as SVG coordinates and shaded table cells.
+
+Drawn on the server, so the page needs no JavaScript and no chart library, prints as it shows,
+and every chart has its numbers beside it as text. Python only reshapes the summary's few rows.
+"""
+
+import math
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from classifier.selectors import AccuracySummary, DayAccuracy
+
+# The day chart's drawing box, in SVG user units; the SVG scales to the page's width.
+CHART_WIDTH = 640
+CHART_HEIGHT = 240
+PLOT_LEFT, PLOT_RIGHT, PLOT_TOP, PLOT_BOTTOM = 60, 604, 12, 200
+X_TICKS = 5
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A 95% Wilson score interval for a proportion: honest about how few reviews a figure rests on."""
+
+    low: float
+    high: float
+
+
+def wilson_interval(successes: int, total: int, z: float = 1.96) -> Interval | None:
+    if total <= 0:
+        return None
+    share = successes / total
+    denominator = 1 + z * z / total
+    centre = (share + z * z / (2 * total)) / denominator
+    half_width = z * math.sqrt(share * (1 - share) / total + z * z / (4 * total * total)) / denominator
+    return Interval(low=max(0.0, centre - half_width), high=min(1.0, centre + half_width))
+
+
+@dataclass(frozen=True)
+class Tick:
+    position: float
+    text: str
+
+
+@dataclass(frozen=True)
+class DayPoint:
+    x: float
+    y: float
+    radius: float  # grows with the day's number of reviews, so a noisy day with one review looks small
+    day: DayAccuracy
+
+
+@dataclass(frozen=True)
+class DayChart:
+    width: int
+    height: int
+    left: int
+    right: int
+    top: int
+    bottom: int
+    points: list[DayPoint]
+    polyline: str  # the SVG `points` attribute joining the days
+    overall_y: float | None  # the overall accuracy's height, drawn as a dashed reference line
+    y_ticks: list[Tick]
+    x_ticks: list[Tick]
+    description: str  # the chart in words, for its aria-label
+
+
+def day_chart(days: list[DayAccuracy], *, overall: float | None) -> DayChart | None:
+    """Accuracy per day of capture on a time axis (gaps between days stay visible); None without reviews."""
+    days = [day for day in days if day.reviewed]
+    if not days:
+        return None
+    first, last = days[0].day, days[-1].day
+    span = (last - first).days
+    most_reviews = max(day.reviewed for day in days)
+
+    def x_of(when: date) -> float:
+        if span == 0:
+            return (PLOT_LEFT + PLOT_RIGHT) / 2
+        return PLOT_LEFT + (PLOT_RIGHT - PLOT_LEFT) * (when - first).days / span
+
+    def y_of(accuracy: float) -> float:
+        return PLOT_BOTTOM - (PLOT_BOTTOM - PLOT_TOP) * accuracy
+
+    points = [
+        DayPoint(
+            x=round(x_of(day.day), 1),
+            y=round(y_of(day.accuracy), 1),
+            radius=round(2 + 3 * math.sqrt(day.reviewed / most_reviews), 1),
+            day=day,
+        )
+        for day in days
+    ]
+    steps = range(X_TICKS) if span else [0]
+    tick_days = sorted({first + timedelta(days=round(span * step / (X_TICKS - 1))) for step in steps})
+    same_year = first.year == last.year
+    best = max(days, key=lambda day: (day.accuracy, day.reviewed))
+    worst = min(days, key=lambda day: (day.accuracy, -day.reviewed))
+    description = (
+        f"Accuracy per day over {len(days)} day{'s' if len(days) != 1 else ''} with reviews, "
+        f"from {_long_day(first)} to {_long_day(last)}; "
+        f"highest {best.accuracy:.0%} on {_long_day(best.day)} ({best.reviewed} reviewed), "
+        f"lowest {worst.accuracy:.0%} on {_long_day(worst.day)} ({worst.reviewed} reviewed). "
+        "The table below lists every day."
+    )
+    return DayChart(
+        width=CHART_WIDTH,
+        height=CHART_HEIGHT,
+        left=PLOT_LEFT,
+        right=PLOT_RIGHT,
+        top=PLOT_TOP,
+        bottom=PLOT_BOTTOM,
+        points=points,
+        polyline=" ".join(f"{point.x},{point.y}" for point in points),
+        overall_y=None if overall is None else round(y_of(overall), 1),
+        y_ticks=[Tick(position=round(y_of(share), 1), text=f"{share:.0%}") for share in (0, 0.25, 0.5, 0.75, 1)],
+        x_ticks=[
+            Tick(position=round(x_of(when), 1), text=f"{when.day} {when:%b}" if same_year else f"{when:%b %Y}")
+            for when in tick_days
+        ],
+        description=description,
+    )
+
+
+def _long_day(when: date) -> str:
+    return f"{when.day} {when:%B %Y}"
+
+
+@dataclass(frozen=True)
+class ConfusionCell:
+    predicted: str
+    count: int
+    share: float  # of the row: how often a face truly showing this row's expression was predicted as `predicted`
+    correct: bool  # on the diagonal
+
+
+@dataclass(frozen=True)
+class ConfusionRow:
+    true_label: str
+    total: int
+    cells: list[ConfusionCell]
+
+
+def confusion_rows(summary: AccuracySummary) -> list[ConfusionRow]:
+    """The confusion matrix as table rows (true expression) of cells (predicted), each shaded by its row share."""
+    rows = []
+    for true_label, counts in zip(summary.labels, summary.confusion, strict=True):
+        total = sum(counts)
+        cells = [
+            ConfusionCell(
+                predicted=predicted,
+                count=count,
+                share=round(count / total, 3) if total else 0.0,
+                correct=predicted == true_label,
+            )
+            for predicted, count in zip(summary.labels, counts, strict=True)
+        ]
+        rows.append(ConfusionRow(true_label=true_label, total=total, cells=cells))
+    return rows
+
+
+@dataclass(frozen=True)
+class ClassRow:
+    label: str
+    precision: float | None
+    recall: float | None
+    predicted: int  # reviewed faces the model gave this expression
+    support: int  # reviewed faces truly showing it
+
+
+def class_rows(summary: AccuracySummary) -> list[ClassRow]:
+    rows = []
+    for position, label in enumerate(summary.labels):
+        score = summary.per_class[label]
+        rows.append(
+            ClassRow(
+                label=label,
+                precision=score.precision,
+                recall=score.recall,
+                predicted=sum(row[position] for row in summary.confusion),
+                support=score.support,
+            )
+        )
+    return rows
+
+
+def dashboard_context(summary: AccuracySummary) -> dict:
+    """Everything the accuracy page draws from one summary."""
+    return {
+        "summary": summary,
+        "interval": wilson_interval(summary.correct, summary.reviewed),
+        "day_chart": day_chart(summary.by_day, overall=summary.accuracy),
+        "model_rows": summary.by_model_version,
+        "class_rows": class_rows(summary),
+        "confusion_rows": confusion_rows(summary),
+    }
