@@ -1,0 +1,103 @@
+import json
+import shutil
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
+
+from classifier import inference
+from classifier.models import ModelVersion
+from tests.classifier.corpus import face_photo_bytes, make_capture, nothing_stored, upload
+
+
+@pytest.fixture
+def two_versions_dir(tmp_path: Path, tiny_models_dir: Path, settings) -> Path:
+    """tiny-1 and a later tiny-2 (the same weights under another version name) in a fresh models folder."""
+    models_dir = tmp_path / "models"
+    shutil.copytree(tiny_models_dir / "tiny-1", models_dir / "tiny-1")
+    shutil.copytree(tiny_models_dir / "tiny-1", models_dir / "tiny-2")
+    metadata = json.loads((models_dir / "tiny-2" / "model.json").read_text())
+    metadata.update(version="tiny-2", created_at="2099-01-01T00:00:00+00:00", parent="tiny-1")
+    (models_dir / "tiny-2" / "model.json").write_text(json.dumps(metadata))
+    (models_dir / ".tiny-3-half-written").mkdir()
+    settings.EMOTIONSITE_MODEL_DIR = models_dir
+    return models_dir
+
+
+def register(*args: str) -> str:
+    out = StringIO()
+    call_command("register_models", *args, stdout=out, stderr=out)
+    return out.getvalue()
+
+
+def test_register_models_is_idempotent_and_activates_the_newest(db, two_versions_dir):
+    output = register()
+    assert "Registered model version tiny-1" in output and "Active model version: tiny-2" in output
+    assert register() == "Active model version: tiny-2\n"
+    assert ModelVersion.objects.count() == 2
+    tiny_2 = ModelVersion.objects.get(version="tiny-2")
+    assert tiny_2.state == "active" and tiny_2.parent.version == "tiny-1" and tiny_2.path == "tiny-2"
+    assert "validation_accuracy" in tiny_2.metrics and tiny_2.training["epochs"] == 3
+
+
+def test_activating_another_version_is_followed_by_the_next_capture(user, two_versions_dir, media_dir):
+    register()
+    first = make_capture(user)
+    assert first.model_version.version == "tiny-2" and first.faces.get().model_version.version == "tiny-2"
+    assert inference.predictor_for(first.model_version).version == "tiny-2"
+
+    assert "Active model version: tiny-1" in register("--activate", "tiny-1")
+    assert ModelVersion.objects.get(version="tiny-2").state == "candidate"
+    second = make_capture(user)
+    assert second.model_version.version == "tiny-1" and second.faces.get().model_version.version == "tiny-1"
+    assert inference._loaded[0] == "tiny-1"
+
+
+def test_a_fresh_site_registers_its_models_on_first_use(user, two_versions_dir, media_dir):
+    assert not ModelVersion.objects.exists()
+    assert make_capture(user).model_version.version == "tiny-2"
+
+
+def test_a_corrupt_model_folder_makes_uploads_say_the_model_is_unavailable(user_client, two_versions_dir, media_dir):
+    broken = two_versions_dir / "tiny-broken"
+    shutil.copytree(two_versions_dir / "tiny-1", broken)
+    (broken / "model.json").write_text((broken / "model.json").read_text().replace('"tiny-1"', '"tiny-broken"'))
+    (broken / "inference.pdiparams").write_bytes(b"not parameters")
+    register("--activate", "tiny-broken")
+
+    response = user_client.post("/", {"image": upload("me.jpg", face_photo_bytes())})
+    assert response.status_code == 503
+    assert "model is not available" in response.content.decode()
+    assert nothing_stored(media_dir)
+
+
+def test_activating_an_unknown_version_fails_clearly(db, two_versions_dir):
+    with pytest.raises(Exception, match="No model version 'tiny-9'"):
+        register("--activate", "tiny-9")
+
+
+def test_only_one_version_can_be_active(db, model_version):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ModelVersion.objects.create(version="other", path="other", state="active")
+
+
+def test_a_version_that_predicted_faces_cannot_be_deleted(user, model_version, media_dir):
+    make_capture(user)
+    with pytest.raises(ProtectedError):
+        model_version.delete()
+
+
+def test_healthz_reports_database_and_active_model_version(client, model_version):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "model_version": "tiny-1"}
+
+
+def test_healthz_without_any_model_is_503(client, db, settings, tmp_path):
+    settings.EMOTIONSITE_MODEL_DIR = tmp_path / "none"
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json() == {"status": "error", "database": "ok", "model_version": None}
