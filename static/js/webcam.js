@@ -33,10 +33,12 @@ const problemReason = page.querySelector("[data-webcam-problem-reason]");
 const form = page.querySelector("[data-webcam-form]");
 const imageInput = form.querySelector("input[type=file]");
 const captureButton = form.querySelector("[data-webcam-capture]");
+const alternative = page.querySelector("[data-webcam-alternative]");
 
 function showProblem(reason) {
   stage.hidden = true;
   form.hidden = true;
+  alternative.hidden = true;
   status.textContent = "";
   problemReason.textContent = reason;
   problem.hidden = false;
@@ -68,6 +70,10 @@ async function startCamera() {
   }
   preview.srcObject = stream;
   stage.hidden = false;
+  // Ended by the browser or the device (unplugged, revoked), not by stopCamera().
+  stream.getVideoTracks()[0].addEventListener("ended", () => {
+    showProblem("The camera was turned off or disconnected. Reload this page to start it again.");
+  });
   try {
     await preview.play();
   } catch (error) {
