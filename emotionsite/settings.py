@@ -10,6 +10,7 @@ Environment variables (all optional on a laptop):
     EMOTIONSITE_DATA_DIR    folder of the SQLite database (default: the project folder)
     EMOTIONSITE_MEDIA_DIR   folder of the captures' images, never served publicly (default: ./media)
     EMOTIONSITE_MODEL_DIR   folder of model version folders (default: ./models, the shipped model)
+    EMOTIONSITE_HTTPS       "true" behind an HTTPS proxy that sets X-Forwarded-Proto: secure cookies (default: false)
 """
 
 import os
@@ -46,6 +47,11 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = _environment_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = _environment_list("CSRF_TRUSTED_ORIGINS", "")
+
+if _environment_flag("EMOTIONSITE_HTTPS", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
 
 EMOTIONSITE_DATA_DIR = Path(os.environ.get("EMOTIONSITE_DATA_DIR") or BASE_DIR)
 EMOTIONSITE_MEDIA_DIR = Path(os.environ.get("EMOTIONSITE_MEDIA_DIR") or BASE_DIR / "media")
