@@ -11,6 +11,7 @@ The default photo is scikit-image's astronaut (Eileen Collins, NASA, public doma
 import argparse
 import io
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -127,6 +128,7 @@ def main() -> None:
     args.out.write_bytes(png)
     faces = ", ".join(f"{face.predicted_label} {face.confidence:.0%}" for face in capture.faces.all())
     print(f"{args.out}: {len(png) // 1024} KB; model version {capture.model_version}; faces: {faces or 'none'}")
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
