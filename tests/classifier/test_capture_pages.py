@@ -124,3 +124,26 @@ def test_without_a_model_version_the_upload_says_so_and_stores_nothing(user_clie
     assert "model is not available" in response.content.decode()
     assert nothing_stored(media_dir)
     assert not Face.objects.exists()
+
+
+def test_faces_in_a_large_photo_are_boxed_in_its_own_pixels(user_client, model_version):
+    # Searched in a copy scaled down to 2048 px; the box must come back in the 2560 px photo's coordinates.
+    large = two_faces_photo().resize((2560, 1422))
+    post_photo(user_client, "large.jpg", encode(large, "JPEG", quality=80))
+    capture = Capture.objects.get()
+    assert (capture.width, capture.height) == (2560, 1422)
+    boxes = sorted(face.box for face in capture.faces.all())
+    assert len(boxes) == 2
+    left, right = boxes
+    assert 300 < left[0] < 600 and 1600 < right[0] < 1900  # ~(59, 67) and ~(244, 70) in the 360 px photo, x7.1
+    assert all(350 < box[2] < 550 and box[1] + box[3] <= 1422 for box in boxes)
+
+
+def test_the_upload_form_takes_webcam_frames_too(user_client, model_version):
+    frame = encode(two_faces_photo(), "JPEG")
+    response = user_client.post(
+        reverse("classifier:capture_new"), {"image": upload("frame.jpg", frame), "source": "webcam"}
+    )
+    assert response.status_code == 302
+    assert Capture.objects.get().source == "webcam"
+    assert "Webcam on" in user_client.get(response["Location"]).content.decode()
