@@ -13,6 +13,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # Pillow's names of the formats we take. MPO is how Pillow names many phones' JPEGs (a JPEG with a depth map).
 ACCEPTED_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF", "TIFF"}
 ACCEPTED_FORMATS_TEXT = "JPEG, PNG, WebP, BMP, GIF or TIFF"
+# Multipart framing on top of the image: a request body larger than the limit plus this is refused unread.
+MULTIPART_ALLOWANCE = 64 * 1024
 THUMBNAIL_SIDE = 320
 STORED_JPEG_QUALITY = 92
 THUMBNAIL_JPEG_QUALITY = 80

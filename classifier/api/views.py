@@ -21,9 +21,7 @@ from classifier.api.serializers import (
     FaceSerializer,
     ModelVersionSerializer,
 )
-
-# Multipart overhead on top of the image itself; anything bigger is refused before the body is read.
-MULTIPART_ALLOWANCE = 64 * 1024
+from classifier.images import MULTIPART_ALLOWANCE
 
 
 @extend_schema_view(

@@ -147,3 +147,10 @@ def test_the_upload_form_takes_webcam_frames_too(user_client, model_version):
     assert response.status_code == 302
     assert Capture.objects.get().source == "webcam"
     assert "Webcam on" in user_client.get(response["Location"]).content.decode()
+
+
+def test_a_huge_upload_is_refused_before_it_is_read(user_client, model_version, media_dir):
+    response = post_photo(user_client, "huge.jpg", b"\xff\xd8" + b"\0" * (11 * 1024 * 1024))
+    assert response.status_code == 413
+    assert "over the limit of 10 MB" in response.content.decode()
+    assert nothing_stored(media_dir)
