@@ -22,21 +22,11 @@ import numpy as np
 from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from photos import one_face_photo_jpeg  # this folder is on sys.path when run as a script
+
 from ml.faces import find_faces
 from ml.labels import INPUT_SIZE
 from ml.predictor import Predictor
-
-FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "astronaut.jpg"
-
-
-def one_face_photo_jpeg() -> bytes:
-    """The astronaut portrait, on a grey 640x480 canvas, as a JPEG like a phone upload."""
-    canvas = Image.new("RGB", (640, 480), (120, 120, 120))
-    portrait = Image.open(FIXTURE).convert("RGB").resize((480, 480))
-    canvas.paste(portrait, ((640 - portrait.width) // 2, (480 - portrait.height) // 2))
-    buffer = io.BytesIO()
-    canvas.save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
 
 
 def milliseconds(function, runs: int) -> list[float]:

@@ -33,7 +33,6 @@ on captures, while the site-wide summary reads the face table alone.
 """
 
 import argparse
-import io
 import os
 import secrets
 import shutil
@@ -55,27 +54,17 @@ from http.client import HTTPConnection
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-FIXTURE = ROOT / "tests" / "fixtures" / "astronaut.jpg"
+from photos import one_face_photo_jpeg  # noqa: E402  (this folder is on sys.path when run as a script)
+
 SHIPPED_MODELS = ROOT / "models"
 WORKERS = 2
 REVIEWED_FACES = 20_000
 UNREVIEWED_FACES = 4_000
 OTHER_USERS_FACES = 2_000
 DAYS = 120
-
-
-def one_face_photo_jpeg() -> bytes:
-    """The astronaut portrait, on a grey 640x480 canvas, as a JPEG like a phone upload."""
-    canvas = Image.new("RGB", (640, 480), (120, 120, 120))
-    portrait = Image.open(FIXTURE).convert("RGB").resize((480, 480))
-    canvas.paste(portrait, ((640 - portrait.width) // 2, (480 - portrait.height) // 2))
-    buffer = io.BytesIO()
-    canvas.save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
 
 
 def model_folder(scratch: Path) -> tuple[Path, str]:

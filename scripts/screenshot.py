@@ -19,16 +19,6 @@ from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 class QuietHandler(WSGIRequestHandler):
@@ -72,6 +62,8 @@ def main() -> None:
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
+    from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
+
     scratch = Path(tempfile.mkdtemp(prefix="emotionsite-screenshot-"))
     os.environ.update(
         DJANGO_SETTINGS_MODULE="emotionsite.settings",
@@ -114,7 +106,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": args.width, "height": args.height})
         context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": site}])
         page = context.new_page()

@@ -14,18 +14,9 @@ from django.conf import settings as django_settings
 from django.test import Client
 
 from accounts.models import User
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.browser.fake_camera import webcam_frame, write_y4m
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DESKTOP = {"width": 1280, "height": 800}
 INSECURE_HOST = "emotionsite.test"
 # Fail fast: every page of the site answers in well under a second, classification included.
