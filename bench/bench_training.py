@@ -59,6 +59,20 @@ def time_training(working_size: int = 40, batch_size: int = 64, to_static: bool 
     return steps * batch_size / (time.perf_counter() - start)
 
 
+def augmentation_milliseconds(batch_size: int = 64, repeats: int = 50) -> float:
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+
+    from ml.augment import AugmentConfig, augment_batch
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (batch_size, 48, 48), dtype=np.uint8)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        augment_batch(images, rng, AugmentConfig())
+    return (time.perf_counter() - start) / repeats * 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
@@ -67,6 +81,11 @@ def main() -> None:
     if args.one:
         print(time_training(**json.loads(args.one), steps=args.steps))
         return
+    print(
+        f"{'augmentation alone, one batch of 64 (what loader processes could overlap)':<72} "
+        f"{augmentation_milliseconds():7.1f} ms",
+        flush=True,
+    )
     for name, (environment, arguments) in VARIANTS.items():
         env = {**os.environ, "OMP_NUM_THREADS": CORES, "MKL_DEBUG_CPU_TYPE": "5", **environment}
         command = [sys.executable, __file__, "--steps", str(args.steps), "--one", json.dumps(arguments)]
