@@ -23,7 +23,7 @@ import paddle
 from paddle import nn
 
 from ml.augment import AugmentConfig, augment_batch
-from ml.data import LabelledImages, read_fer2013_csv
+from ml.data import LabelledImages, read_dataset
 from ml.labels import NUM_CLASSES
 from ml.model import WEIGHTS_FILE, ExpressionNet, ModelConfig, predict_probabilities
 
@@ -261,10 +261,16 @@ def train(
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m ml.train", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--fer2013", required=True, help="FER2013 CSV (plain or .gz): trains on Training, chooses on PublicTest"
+    parser = argparse.ArgumentParser(
+        prog="python -m ml.train",
+        description=__doc__.splitlines()[0],
+        epilog="Data sets are ml.data specs: fer2013:PATH[:USAGE,...], folder:PATH, jaffe:PATH, ckplus:PATH.",
     )
+    parser.add_argument(
+        "--fer2013", help="FER2013 CSV (plain or .gz): trains on Training and chooses on PublicTest, unless given below"
+    )
+    parser.add_argument("--train", action="append", default=[], metavar="SPEC", help="training data (repeatable)")
+    parser.add_argument("--validation", action="append", default=[], metavar="SPEC", help="data that chooses the epoch")
     parser.add_argument("--out", required=True, help="run folder: checkpoints, metrics.json, best/")
     parser.add_argument("--config", help="JSON file of TrainConfig fields")
     parser.add_argument("--epochs", type=int)
@@ -274,7 +280,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--init-from", help="model folder to fine-tune from")
     parser.add_argument("--limit", type=int, help="use only the first N training images (quick trials)")
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.fer2013:
+        args.train = args.train or [f"fer2013:{args.fer2013}:Training"]
+        args.validation = args.validation or [f"fer2013:{args.fer2013}:PublicTest"]
+    if not args.train or not args.validation:
+        parser.error("give --fer2013, or both --train and --validation")
+    return args
+
+
+def read_all(specs: list[str]) -> LabelledImages:
+    parts = []
+    for spec in specs:
+        data, report = read_dataset(spec)
+        print(report.summary(), flush=True)
+        parts.append(data)
+    return LabelledImages.concatenate(parts)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -288,10 +309,9 @@ def main(argv: list[str] | None = None) -> None:
         "init_from": args.init_from,
     }
     config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
-    train_set = read_fer2013_csv(args.fer2013, ("Training",))
+    train_set, validation_set = read_all(args.train), read_all(args.validation)
     if args.limit:
         train_set = LabelledImages(train_set.images[: args.limit], train_set.labels[: args.limit])
-    validation_set = read_fer2013_csv(args.fer2013, ("PublicTest",))
     print(
         f"training on {len(train_set)} images {train_set.class_counts()}, validating on {len(validation_set)}",
         flush=True,

@@ -1,10 +1,12 @@
 """Train -> export -> predict, end to end on a real tiny Paddle model."""
 
+import dataclasses
 import json
 
 import numpy as np
 import paddle
 import pytest
+from PIL import Image
 
 from ml.augment import AugmentConfig, augment_batch
 from ml.export import export_model, export_run
@@ -13,6 +15,7 @@ from ml.model import WEIGHTS_FILE, ExpressionNet, predict_probabilities
 from ml.predictor import ModelLoadError, Predictor
 from ml.testing import TINY_MODEL, synthetic_crops, train_tiny_model
 from ml.train import TrainConfig, TrainingStopped, class_weights, learning_rate_at, train
+from ml.train import main as train_main
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -147,3 +150,37 @@ def test_a_training_run_exports_its_best_epoch_with_its_history(tmp_path):
     assert metadata["training"]["best_epoch"] == result.best_epoch
     assert metadata["training"]["data"]["train"] == synthetic_crops(128).class_counts()
     assert metadata["model_config"]["channels"] == list(TINY_MODEL.channels)
+
+
+def write_class_folders(root, crops):
+    for index, (image, label) in enumerate(zip(crops.images, crops.labels, strict=True)):
+        folder = root / EXPRESSIONS[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"{index}.png")
+    return root
+
+
+def test_command_line_fine_tunes_a_model_on_class_folders(tiny_model_dir, tmp_path):
+    train_dir = write_class_folders(tmp_path / "reviewed", synthetic_crops(64, seed=2))
+    validation_dir = write_class_folders(tmp_path / "held-out", synthetic_crops(32, seed=3))
+    config_file = tmp_path / "config.json"
+    config_file.write_text(
+        json.dumps({"batch_size": 16, "warmup_epochs": 0.5, "model": dataclasses.asdict(TINY_MODEL)})
+    )
+
+    train_main(
+        [
+            "--train", f"folder:{train_dir}", "--validation", f"folder:{validation_dir}", "--config", str(config_file),
+            "--init-from", str(tiny_model_dir), "--epochs", "1", "--out", str(tmp_path / "run"),
+        ]
+    )  # fmt: skip
+
+    run = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert run["config"]["init_from"] == str(tiny_model_dir)
+    assert sum(run["data"]["train"].values()) == 64 and sum(run["data"]["validation"].values()) == 32
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())[0]["epoch"] == 1
+
+
+def test_command_line_needs_data_to_train_and_to_choose_on(tmp_path):
+    with pytest.raises(SystemExit):
+        train_main(["--train", "folder:somewhere", "--out", str(tmp_path)])
