@@ -32,6 +32,17 @@ class ImageRefused(Exception):
         self.too_large = too_large
 
 
+def declared_body_too_large(content_length: str | None, *, max_bytes: int) -> bool:
+    """Whether a request's Content-Length header announces more than an upload of max_bytes can take.
+
+    A header that is not a number announces nothing: Django then reads the body as empty.
+    """
+    try:
+        return int(content_length or 0) > max_bytes + MULTIPART_ALLOWANCE
+    except ValueError:
+        return False
+
+
 def open_upload(file: IO[bytes], *, size: int, max_bytes: int, max_pixels: int) -> Image.Image:
     """The upload's first frame, upright, as an 8-bit "RGB" or "L" image; or ImageRefused."""
     if size == 0:

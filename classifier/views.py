@@ -20,7 +20,7 @@ from rest_framework.request import Request
 
 from classifier import charts, selectors, services
 from classifier.forms import CaptureFilterForm, CaptureForm, ReviewForm
-from classifier.images import MULTIPART_ALLOWANCE
+from classifier.images import declared_body_too_large
 from classifier.models import Capture
 
 CAPTURES_PER_PAGE = 20
@@ -31,7 +31,7 @@ ACCURACY_PERIODS = {"": "All time", "90": "Last 90 days", "30": "Last 30 days"}
 @login_required
 def capture_new(request: HttpRequest) -> HttpResponse:
     limit = settings.EMOTIONSITE_MAX_UPLOAD_BYTES
-    if request.method == "POST" and int(request.META.get("CONTENT_LENGTH") or 0) > limit + MULTIPART_ALLOWANCE:
+    if request.method == "POST" and declared_body_too_large(request.META.get("CONTENT_LENGTH"), max_bytes=limit):
         # Refused before the body is read, so a huge upload is not first spooled to disk.
         refusal = f"The upload is over the limit of {limit // 2**20} MB."
         return render(request, "classifier/capture_new.html", {"form": CaptureForm(), "refusal": refusal}, status=413)

@@ -21,7 +21,7 @@ from classifier.api.serializers import (
     FaceSerializer,
     ModelVersionSerializer,
 )
-from classifier.images import MULTIPART_ALLOWANCE
+from classifier.images import declared_body_too_large
 
 
 @extend_schema_view(
@@ -54,10 +54,9 @@ class CaptureViewSet(
         return selectors.capture_list(user=self.request.user, **filters.validated_data)
 
     def create(self, request: Request, *args, **kwargs) -> Response:
-        if int(request.META.get("CONTENT_LENGTH") or 0) > settings.EMOTIONSITE_MAX_UPLOAD_BYTES + MULTIPART_ALLOWANCE:
-            raise PayloadTooLarge(
-                f"The upload is over the limit of {settings.EMOTIONSITE_MAX_UPLOAD_BYTES // 2**20} MB."
-            )
+        limit = settings.EMOTIONSITE_MAX_UPLOAD_BYTES
+        if declared_body_too_large(request.META.get("CONTENT_LENGTH"), max_bytes=limit):
+            raise PayloadTooLarge(f"The upload is over the limit of {limit // 2**20} MB.")
         upload = CaptureCreateSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
         try:

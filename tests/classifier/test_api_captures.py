@@ -116,6 +116,14 @@ def test_too_large_upload_is_413_before_it_is_read(api, model_version, media_dir
     assert nothing_stored(media_dir)
 
 
+def test_an_unreadable_content_length_is_not_a_server_error(api, model_version, media_dir):
+    # Django reads such a body as empty; the early size check must not stumble on the header either.
+    response = api.post(CAPTURES, {"image": upload("me.jpg", face_photo_bytes())}, CONTENT_LENGTH="abc")
+    assert response.status_code == 400
+    assert response.json()["image"] == ["No file was submitted."]
+    assert nothing_stored(media_dir)
+
+
 def test_without_a_model_version_the_api_says_503(api, settings, tmp_path, media_dir):
     settings.EMOTIONSITE_MODEL_DIR = tmp_path / "empty"
     response = post_image(api, "me.jpg", face_photo_bytes())

@@ -154,3 +154,12 @@ def test_a_huge_upload_is_refused_before_it_is_read(user_client, model_version, 
     assert response.status_code == 413
     assert "over the limit of 10 MB" in response.content.decode()
     assert nothing_stored(media_dir)
+
+
+def test_an_unreadable_content_length_is_not_a_server_error(user_client, model_version, media_dir):
+    response = user_client.post(
+        reverse("classifier:capture_new"), {"image": upload("me.jpg", face_photo_bytes())}, CONTENT_LENGTH="abc"
+    )
+    assert response.status_code == 400
+    assert "This field is required" in response.content.decode()
+    assert nothing_stored(media_dir)
