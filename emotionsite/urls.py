@@ -13,5 +13,6 @@ urlpatterns = [
     path("healthz", health, name="health"),
 ]
 
+handler400 = "classifier.api.errors.bad_request"
 handler404 = "classifier.api.errors.page_not_found"
 handler500 = "classifier.api.errors.server_error"

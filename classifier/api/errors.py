@@ -26,6 +26,14 @@ def exception_handler(exc, context):
     return drf_exception_handler(exc, context)
 
 
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's 400 page (a request it refuses to read, such as too many parameters), or JSON under /api/."""
+    if request.path.startswith("/api/"):
+        detail = str(exception) if exception is not None and str(exception) else "Bad request."
+        return JsonResponse({"detail": detail}, status=400)
+    return defaults.bad_request(request, exception)
+
+
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """Django's 404 page, or JSON under /api/."""
     if request.path.startswith("/api/"):

@@ -195,6 +195,13 @@ def test_session_authentication_works_too(user_client, model_version):
     assert response.status_code == 200
 
 
+def test_too_many_parameters_is_a_json_400(api, settings):
+    query = "&".join(f"field{number}=1" for number in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1))
+    response = api.get(f"{CAPTURES}?{query}")
+    assert response.status_code == 400
+    assert "parameters" in response.json()["detail"]
+
+
 def test_unknown_api_path_is_json_404(api):
     response = api.get("/api/v1/nothing-here/")
     assert response.status_code == 404
