@@ -4,6 +4,7 @@ Every refusal is an ImageRefused whose message a person can act on; nothing here
 """
 
 import io
+import math
 import warnings
 from typing import IO
 
@@ -48,9 +49,9 @@ def open_upload(file: IO[bytes], *, size: int, max_bytes: int, max_pixels: int) 
     if size == 0:
         raise ImageRefused("The file is empty.")
     if size > max_bytes:
-        raise ImageRefused(
-            f"The file is {size / 1024 / 1024:.1f} MB; the limit is {max_bytes // 1024 // 1024} MB.", too_large=True
-        )
+        # Rounded up, so a file just over the limit is never said to be the limit's size.
+        megabytes = math.ceil(size / 2**20 * 10) / 10
+        raise ImageRefused(f"The file is {megabytes:.1f} MB; the limit is {max_bytes // 2**20} MB.", too_large=True)
     file.seek(0)
     with warnings.catch_warnings():
         # Pillow only warns between its own limit and twice it; we refuse well below either.

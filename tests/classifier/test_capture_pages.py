@@ -106,7 +106,8 @@ def test_bad_uploads_are_refused_with_a_message_and_leave_nothing(user_client, m
 def test_an_upload_over_ten_megabytes_is_refused(user_client, model_version, media_dir):
     response = post_photo(user_client, "huge.jpg", face_photo_bytes() + b"\0" * (10 * 1024 * 1024))
     assert response.status_code == 413
-    assert "limit is 10 MB" in response.content.decode()
+    # 10.02 MB: rounded up, so the message never says a file over the limit is the limit's size.
+    assert "The file is 10.1 MB; the limit is 10 MB." in response.content.decode()
     assert nothing_stored(media_dir)
 
 
