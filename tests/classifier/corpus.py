@@ -79,6 +79,13 @@ def animated_gif() -> bytes:
     return encode(first, "GIF", save_all=True, append_images=[second], duration=100, loop=0)
 
 
+def first_frame_red(format: str) -> bytes:
+    """Two frames (or pages), red then blue: the capture must be the red one."""
+    red, blue = Image.new("RGB", (160, 120), "red"), Image.new("RGB", (160, 120), "blue")
+    options = {} if format == "TIFF" else {"duration": 100, "loop": 0}
+    return encode(red, format, save_all=True, append_images=[blue], **options)
+
+
 def sixteen_bit_png() -> bytes:
     values = np.tile(np.linspace(0, 65535, 200, dtype=np.uint16), (150, 1))
     return encode(Image.fromarray(values), "PNG")
@@ -88,6 +95,11 @@ def rgba_png() -> bytes:
     image = astronaut().convert("RGBA")
     image.putalpha(128)
     return encode(image, "PNG")
+
+
+def sixteen_bit_tiff() -> bytes:
+    values = np.tile(np.linspace(0, 65535, 200, dtype=np.uint16), (150, 1))
+    return encode(Image.fromarray(values), "TIFF")
 
 
 def jaffe_like_tiff() -> bytes:
@@ -104,9 +116,13 @@ ACCEPTED_UPLOADS = {
     "jaffe.tiff": jaffe_like_tiff,
     "cmyk.jpg": lambda: encode(astronaut().convert("CMYK"), "JPEG"),
     "sixteen-bit.png": sixteen_bit_png,
+    "sixteen-bit.tiff": sixteen_bit_tiff,
     "palette.png": lambda: encode(astronaut().convert("P"), "PNG"),
     "transparent.png": rgba_png,
     "animated.gif": animated_gif,
+    "animated.webp": lambda: first_frame_red("WEBP"),
+    "animated.png": lambda: first_frame_red("PNG"),  # APNG
+    "multi-page.tiff": lambda: first_frame_red("TIFF"),
     "png-named.jpg": lambda: encode(astronaut(), "PNG"),  # the wrong extension: the content decides
 }
 

@@ -12,6 +12,7 @@ from tests.classifier.corpus import (
     encode,
     exif_rotated_jpeg,
     face_photo_bytes,
+    first_frame_red,
     no_face_photo,
     nothing_stored,
     stored_files,
@@ -92,6 +93,15 @@ def test_odd_but_valid_images_are_accepted(user_client, model_version, media_dir
     stored = Image.open(io.BytesIO((media_dir / capture.image.name).read_bytes()))
     assert stored.format == "JPEG" and stored.mode in ("RGB", "L")
     assert stored.size == (capture.width, capture.height)
+
+
+@pytest.mark.parametrize("format", ["GIF", "WEBP", "PNG", "TIFF"])
+def test_animated_and_multi_page_images_keep_their_first_frame(user_client, model_version, media_dir, format):
+    response = post_photo(user_client, f"two-frames.{format.lower()}", first_frame_red(format))
+    assert response.status_code == 302
+    stored = Image.open(media_dir / Capture.objects.get().image.name).convert("RGB")
+    red, green, blue = stored.getpixel((80, 60))
+    assert red > 200 and green < 60 and blue < 60
 
 
 @pytest.mark.parametrize("name", REFUSED_UPLOADS)
