@@ -24,7 +24,15 @@ from classifier.models import Capture, Expression, Face, ModelVersion
 from ml.faces import FaceFinding, find_faces
 from ml.labels import EXPRESSIONS
 
-__all__ = ["ImageRefused", "ModelUnavailable", "NoModelVersion", "capture_create", "capture_delete", "face_review"]
+__all__ = [
+    "ImageRefused",
+    "ModelUnavailable",
+    "NoModelVersion",
+    "capture_create",
+    "capture_delete",
+    "face_review",
+    "user_delete",
+]
 
 # Faces are searched in a copy at most this many pixels on its longest side: BlazeFace sees 128 px anyway,
 # and a bounded copy bounds the detector's memory for a 40-megapixel panorama. Boxes are scaled back.
@@ -140,6 +148,13 @@ def capture_delete(*, capture: Capture) -> None:
     """Delete the capture, its faces and, once that is committed, its files."""
     names = [name for name in (capture.image.name, capture.thumbnail.name) if name]
     capture.delete()
+    transaction.on_commit(lambda: [default_storage.delete(name) for name in names])
+
+
+def user_delete(*, user: User) -> None:
+    """Delete the user with their captures and faces and, once that is committed, the captures' files."""
+    names = [name for pair in user.captures.values_list("image", "thumbnail") for name in pair if name]
+    user.delete()
     transaction.on_commit(lambda: [default_storage.delete(name) for name in names])
 
 

@@ -1,7 +1,10 @@
+from pathlib import Path
+
 from django.test import Client
 from django.urls import reverse
 
 from accounts.models import User
+from tests.classifier.corpus import make_capture, nothing_stored, stored_files
 
 PASSWORD = "correct horse battery staple"
 
@@ -58,3 +61,28 @@ def test_capture_pages_need_a_signed_in_user(db):
         response = client.get(reverse(name))
         assert response.status_code == 302
         assert response["Location"].startswith(reverse("login"))
+
+
+def test_deleting_a_user_in_the_admin_deletes_their_images(
+    staff_user, user, other_user, model_version, media_dir, run_on_commit
+):
+    make_capture(user)
+    theirs = make_capture(other_user)
+    admin = Client()
+    admin.force_login(staff_user)
+
+    with run_on_commit():
+        response = admin.post(reverse("admin:accounts_user_delete", args=[user.pk]), {"post": "yes"})
+    assert response.status_code == 302
+    assert not User.objects.filter(pk=user.pk).exists()
+    assert sorted(path.name for path in stored_files(media_dir)) == sorted(
+        Path(name).name for name in (theirs.image.name, theirs.thumbnail.name)
+    )
+
+    with run_on_commit():
+        response = admin.post(
+            reverse("admin:accounts_user_changelist"),
+            {"action": "delete_selected", "_selected_action": [other_user.pk], "post": "yes"},
+        )
+    assert response.status_code == 302
+    assert nothing_stored(media_dir)
