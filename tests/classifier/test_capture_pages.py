@@ -1,6 +1,8 @@
 import io
 
 import pytest
+from django.contrib.staticfiles import finders
+from django.templatetags.static import static
 from django.urls import reverse
 from PIL import Image
 
@@ -174,3 +176,9 @@ def test_an_unreadable_content_length_is_not_a_server_error(user_client, model_v
     assert response.status_code == 400
     assert "This field is required" in response.content.decode()
     assert nothing_stored(media_dir)
+
+
+def test_pages_link_a_favicon_that_exists(user_client):
+    page = user_client.get(reverse("classifier:capture_new")).content.decode()
+    assert f'<link rel="icon" href="{static("favicon.svg")}" type="image/svg+xml">' in page
+    assert finders.find("favicon.svg") is not None
