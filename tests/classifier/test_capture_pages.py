@@ -182,3 +182,9 @@ def test_pages_link_a_favicon_that_exists(user_client):
     page = user_client.get(reverse("classifier:capture_new")).content.decode()
     assert f'<link rel="icon" href="{static("favicon.svg")}" type="image/svg+xml">' in page
     assert finders.find("favicon.svg") is not None
+
+
+def test_the_upload_page_offers_the_webcam(user_client):
+    page = user_client.get(reverse("classifier:capture_new")).content.decode()
+    form = page[page.index('<section class="narrow">') :]
+    assert f'<a href="{reverse("classifier:capture_webcam")}">take one with your webcam</a>' in form
