@@ -118,3 +118,14 @@ def test_pages_fit_a_phone_screen(open_page, user: User, tmp_path: Path) -> None
         if widths[0] > widths[1]:
             overflowing[name] = widths
     assert overflowing == {}
+
+
+def test_a_disabled_button_looks_disabled(open_page, user: User) -> None:
+    page = open_page(user=user)
+    page.goto("/")
+    button = page.get_by_role("button", name="Recognise expressions")
+    enabled = button.evaluate("button => [getComputedStyle(button).opacity, getComputedStyle(button).cursor]")
+    button.evaluate("button => { button.disabled = true; }")
+    disabled = button.evaluate("button => [getComputedStyle(button).opacity, getComputedStyle(button).cursor]")
+    assert enabled == ["1", "pointer"]
+    assert float(disabled[0]) < 0.7 and disabled[1] == "not-allowed"
