@@ -84,7 +84,7 @@ class CaptureFilterSerializer(serializers.Serializer):
 
 class ModelVersionSerializer(serializers.ModelSerializer):
     is_active = serializers.SerializerMethodField()
-    parent = serializers.SlugRelatedField(slug_field="version", read_only=True)
+    parent = serializers.SlugRelatedField(slug_field="version", read_only=True, allow_null=True)
 
     class Meta:
         model = ModelVersion

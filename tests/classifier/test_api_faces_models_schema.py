@@ -67,3 +67,10 @@ def test_schema_and_docs_are_served_without_a_cdn(api):
     docs = api.get("/api/docs/").content.decode()
     assert "swagger-ui" in docs and "/static/drf_spectacular_sidecar/" in docs
     assert "cdn" not in docs.lower()
+
+
+def test_schema_says_a_model_version_may_have_no_parent(api, model_version):
+    # The shipped model has none, so every client validating /api/v1/models/ against the schema would fail.
+    assert api.get("/api/v1/models/").json()[0]["parent"] is None
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    assert schema["components"]["schemas"]["ModelVersion"]["properties"]["parent"]["nullable"] is True
