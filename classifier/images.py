@@ -103,6 +103,8 @@ def _to_eight_bit(image: Image.Image) -> Image.Image:
         peak = float(values.max()) if values.size else 0.0
         if peak > 255:
             values = values * (255 / peak)
+        elif image.mode == "F" and 0 < peak <= 1:
+            values = values * 255  # floating point grey levels run from 0 to 1
         return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8))
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
         grey = image.mode in ("LA", "La")

@@ -102,6 +102,12 @@ def sixteen_bit_tiff() -> bytes:
     return encode(Image.fromarray(values), "TIFF")
 
 
+def float_tiff() -> bytes:
+    """32-bit floating point grey levels from 0 to 1, as scientific tools write them."""
+    values = np.asarray(astronaut().convert("L"), dtype=np.float32) / 255
+    return encode(Image.fromarray(values, mode="F"), "TIFF")
+
+
 def jaffe_like_tiff() -> bytes:
     """JAFFE: 256x256 8-bit grey TIFF."""
     return encode(astronaut().convert("L").resize((256, 256)), "TIFF")

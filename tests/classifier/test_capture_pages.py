@@ -1,5 +1,6 @@
 import io
 
+import numpy as np
 import pytest
 from django.contrib.staticfiles import finders
 from django.templatetags.static import static
@@ -11,10 +12,12 @@ from ml.labels import EXPRESSIONS
 from tests.classifier.corpus import (
     ACCEPTED_UPLOADS,
     REFUSED_UPLOADS,
+    astronaut,
     encode,
     exif_rotated_jpeg,
     face_photo_bytes,
     first_frame_red,
+    float_tiff,
     no_face_photo,
     nothing_stored,
     stored_files,
@@ -104,6 +107,13 @@ def test_animated_and_multi_page_images_keep_their_first_frame(user_client, mode
     stored = Image.open(media_dir / Capture.objects.get().image.name).convert("RGB")
     red, green, blue = stored.getpixel((80, 60))
     assert red > 200 and green < 60 and blue < 60
+
+
+def test_a_floating_point_tiff_keeps_its_grey_levels(user_client, model_version, media_dir):
+    post_photo(user_client, "float.tiff", float_tiff())
+    stored = np.asarray(Image.open(media_dir / Capture.objects.get().image.name).convert("L"), dtype=np.float32)
+    original = np.asarray(astronaut().convert("L"), dtype=np.float32)
+    assert abs(stored.mean() - original.mean()) < 3
 
 
 @pytest.mark.parametrize("name", REFUSED_UPLOADS)
