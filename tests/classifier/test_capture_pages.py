@@ -198,3 +198,12 @@ def test_the_upload_page_offers_the_webcam(user_client):
     page = user_client.get(reverse("classifier:capture_new")).content.decode()
     form = page[page.index('<section class="narrow">') :]
     assert f'<a href="{reverse("classifier:capture_webcam")}">take one with your webcam</a>' in form
+
+
+def test_an_unknown_source_says_what_is_wrong(user_client, model_version, media_dir):
+    response = user_client.post(
+        reverse("classifier:capture_new"), {"image": upload("me.jpg", face_photo_bytes()), "source": "scanner"}
+    )
+    assert response.status_code == 400
+    assert "Select a valid choice. scanner is not one of the available choices." in response.content.decode()
+    assert nothing_stored(media_dir)
