@@ -59,6 +59,7 @@ def export_model(
             "training": training or {},
         }
         (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+        staging.chmod(0o755)  # mkdtemp makes it private to its creator; a model folder is not secret
         os.replace(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -55,6 +55,7 @@ def test_model_folder_records_version_labels_and_metrics(tiny_model_dir):
     metadata = json.loads((tiny_model_dir / "model.json").read_text())
     assert metadata["version"] == "tiny-1" == Predictor.load(tiny_model_dir).version
     assert metadata["labels"] == list(EXPRESSIONS)
+    assert tiny_model_dir.stat().st_mode & 0o777 == 0o755  # readable by the web server's user, not just its writer
     assert 0 <= metadata["metrics"]["validation_accuracy"] <= 1
 
 
