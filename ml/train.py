@@ -25,7 +25,12 @@ from paddle import nn
 from ml.augment import AugmentConfig, augment_batch
 from ml.data import LabelledImages, read_dataset
 from ml.labels import NUM_CLASSES
-from ml.model import WEIGHTS_FILE, ExpressionNet, ModelConfig, predict_probabilities
+from ml.model import METADATA_FILE, WEIGHTS_FILE, ExpressionNet, ModelConfig, predict_probabilities
+
+
+def from_json(config_class: type, values: dict):
+    """A frozen config dataclass from its JSON form, where tuples were written as lists."""
+    return config_class(**{key: tuple(value) if isinstance(value, list) else value for key, value in values.items()})
 
 
 @dataclass
@@ -47,10 +52,8 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
         values = dict(values)
-        model = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.pop("model", {}).items()})
-        augment = AugmentConfig(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in values.pop("augment", {}).items()}
-        )
+        model = from_json(ModelConfig, values.pop("model", {}))
+        augment = from_json(AugmentConfig, values.pop("augment", {}))
         return cls(**values, model=model, augment=augment)
 
 
@@ -132,6 +135,14 @@ def optimizer_state(net: nn.Layer, optimizer: paddle.optimizer.Optimizer, *, loa
     return None
 
 
+def parent_model_config(model_dir: str | Path, default: ModelConfig) -> ModelConfig:
+    """The net shape a fine-tune must keep: the exported model's own (its model.json), else `default`."""
+    metadata_file = Path(model_dir) / METADATA_FILE
+    if not metadata_file.is_file():  # a run's checkpoint folder: the caller's config describes it
+        return default
+    return from_json(ModelConfig, json.loads(metadata_file.read_text())["model_config"])
+
+
 def train(
     config: TrainConfig,
     train_set: LabelledImages,
@@ -148,6 +159,8 @@ def train(
     if len(train_set) < config.batch_size:
         raise ValueError(f"{len(train_set)} training images is fewer than one batch of {config.batch_size}")
 
+    if config.init_from:
+        config = dataclasses.replace(config, model=parent_model_config(config.init_from, config.model))
     paddle.seed(config.seed)
     net = ExpressionNet(config.model)
     if config.init_from:
