@@ -12,7 +12,6 @@ import io
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
@@ -22,22 +21,11 @@ import numpy as np
 from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from photos import one_face_photo_jpeg  # this folder is on sys.path when run as a script
+from shared import milliseconds, one_face_photo_jpeg  # this folder is on sys.path when run as a script
 
 from ml.faces import find_faces
 from ml.labels import INPUT_SIZE
 from ml.predictor import Predictor
-
-
-def milliseconds(function, runs: int) -> list[float]:
-    for _ in range(10):
-        function()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        function()
-        times.append((time.perf_counter() - start) * 1000)
-    return times
 
 
 def report(name: str, times: list[float], target: float) -> None:

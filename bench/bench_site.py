@@ -47,7 +47,6 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from http.client import HTTPConnection
@@ -57,7 +56,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from photos import one_face_photo_jpeg  # noqa: E402  (this folder is on sys.path when run as a script)
+from shared import milliseconds, one_face_photo_jpeg  # noqa: E402  (this folder is on sys.path when run as a script)
 
 SHIPPED_MODELS = ROOT / "models"
 WORKERS = 2
@@ -264,17 +263,6 @@ class Client:
         if response.status >= 400:
             raise SystemExit(f"{method} {path} answered {response.status}: {content[:300]!r}")
         return content
-
-
-def milliseconds(function: Callable[[], object], runs: int, warm_up: int = 5) -> list[float]:
-    for _ in range(warm_up):
-        function()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        function()
-        times.append((time.perf_counter() - start) * 1000)
-    return times
 
 
 def report(name: str, times: list[float], target: float | None = None) -> None:

@@ -1,6 +1,8 @@
-"""Photos the benchmarks send: made from the committed test fixture, so they need no data set."""
+"""What the benchmarks share: the photo they send (made from a test fixture, no data set needed) and a timer."""
 
 import io
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
@@ -16,3 +18,15 @@ def one_face_photo_jpeg() -> bytes:
     buffer = io.BytesIO()
     canvas.save(buffer, "JPEG", quality=90)
     return buffer.getvalue()
+
+
+def milliseconds(function: Callable[[], object], runs: int, warm_up: int = 5) -> list[float]:
+    """Wall-clock milliseconds of each of `runs` calls, after `warm_up` calls that are not timed."""
+    for _ in range(warm_up):
+        function()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        function()
+        times.append((time.perf_counter() - start) * 1000)
+    return times
