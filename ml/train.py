@@ -46,13 +46,15 @@ class TrainConfig:
     class_weight_power: float = 0.5
     seed: int = 0
     init_from: str | None = None  # a folder holding WEIGHTS_FILE to fine-tune from
-    model: ModelConfig = field(default_factory=ModelConfig)
+    # None: the parent's net when fine-tuning, else ModelConfig(). A fine-tune given a net must keep
+    # the parent's weight shapes; it may change the rest (dropout, working size).
+    model: ModelConfig | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
         values = dict(values)
-        model = from_json(ModelConfig, values.pop("model", {}))
+        model = from_json(ModelConfig, values.pop("model")) if values.get("model") else None
         augment = from_json(AugmentConfig, values.pop("augment", {}))
         return cls(**values, model=model, augment=augment)
 
@@ -135,12 +137,30 @@ def optimizer_state(net: nn.Layer, optimizer: paddle.optimizer.Optimizer, *, loa
     return None
 
 
-def parent_model_config(model_dir: str | Path, default: ModelConfig) -> ModelConfig:
-    """The net shape a fine-tune must keep: the exported model's own (its model.json), else `default`."""
+def parent_model_config(model_dir: str | Path) -> ModelConfig | None:
+    """The net of an exported model folder (its model.json); None for a run's checkpoint folder."""
     metadata_file = Path(model_dir) / METADATA_FILE
-    if not metadata_file.is_file():  # a run's checkpoint folder: the caller's config describes it
-        return default
+    if not metadata_file.is_file():
+        return None
     return from_json(ModelConfig, json.loads(metadata_file.read_text())["model_config"])
+
+
+def resolve_model_config(config: TrainConfig) -> ModelConfig:
+    """The net to train: the config's, checked against a fine-tune's parent, or the parent's, or the default."""
+    parent = parent_model_config(config.init_from) if config.init_from else None
+    if config.model is None:
+        return parent or ModelConfig()
+    if parent is not None:
+
+        def shapes(model: ModelConfig) -> tuple:
+            return model.channels, model.convs_per_stage, model.hidden
+
+        if shapes(config.model) != shapes(parent):
+            raise ValueError(
+                f"a fine-tune keeps its parent's weight shapes (channels, convs_per_stage, hidden): "
+                f"{config.init_from} has {shapes(parent)}, the config asks for {shapes(config.model)}"
+            )
+    return config.model
 
 
 def train(
@@ -159,8 +179,7 @@ def train(
     if len(train_set) < config.batch_size:
         raise ValueError(f"{len(train_set)} training images is fewer than one batch of {config.batch_size}")
 
-    if config.init_from:
-        config = dataclasses.replace(config, model=parent_model_config(config.init_from, config.model))
+    config = dataclasses.replace(config, model=resolve_model_config(config))
     paddle.seed(config.seed)
     net = ExpressionNet(config.model)
     if config.init_from:

@@ -1,5 +1,6 @@
 """Train -> export -> predict, end to end on a real tiny Paddle model."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -108,6 +109,28 @@ def test_fine_tuning_starts_from_the_given_model(tiny_model_dir, tmp_path):
     assert result.best_validation_accuracy == pytest.approx(
         (before.argmax(1) == synthetic_crops(64, seed=7).labels).mean()
     )
+
+
+def test_fine_tuning_may_change_dropout_and_working_size(tiny_model_dir, tmp_path):
+    sharper = dataclasses.replace(TINY_MODEL, dropout=0.2, working_size=INPUT_SIZE)
+    config = TrainConfig(epochs=1, batch_size=32, warmup_epochs=0.1, init_from=str(tiny_model_dir), model=sharper)
+    train(config, synthetic_crops(64), synthetic_crops(32, seed=7), tmp_path / "run")
+
+    model_dir = export_run(tmp_path / "run", tmp_path / "models", version="sharper")
+
+    assert Predictor.load(model_dir).metadata["model_config"]["working_size"] == INPUT_SIZE
+    net = ExpressionNet(sharper)
+    net.set_state_dict(paddle.load(str(model_dir / WEIGHTS_FILE)))
+    crops = synthetic_crops(16, seed=5).images
+    np.testing.assert_allclose(Predictor.load(model_dir).predict(crops), predict_probabilities(net, crops), atol=1e-4)
+
+
+def test_fine_tuning_refuses_a_net_whose_weights_do_not_fit_the_parent(tiny_model_dir, tmp_path):
+    wider = dataclasses.replace(TINY_MODEL, hidden=TINY_MODEL.hidden * 2)
+    config = TrainConfig(epochs=1, batch_size=32, init_from=str(tiny_model_dir), model=wider)
+    with pytest.raises(ValueError, match="weight shapes"):
+        train(config, synthetic_crops(64), synthetic_crops(32, seed=7), tmp_path / "run")
+    assert not (tmp_path / "run" / "last.pdparams").exists()
 
 
 def test_class_weights_lift_rare_classes_and_keep_the_mean_loss_scale():
