@@ -19,8 +19,9 @@ multiples were measured by running the detector on FER2013 crops, so a crop
 frames a face as the training data does (brows to chin, ears at the edges).
 
 An image counts as already being a face crop, classified whole with
-`whole_image=True`, when its short side is at most WHOLE_IMAGE_MAX_SIDE pixels
-(FER2013's 48, JAFFE's, thumbnails: too small to search) or when the detector
+`whole_image=True`, when it is small and squarish (short side at most
+WHOLE_IMAGE_MAX_SIDE pixels, long side at most WHOLE_IMAGE_MAX_ASPECT times it:
+FER2013's 48x48, thumbnails; too small to search) or when the detector
 finds exactly one face whose box covers at least WHOLE_IMAGE_MIN_COVER of it.
 """
 
@@ -37,6 +38,7 @@ from PIL import Image
 from ml.labels import INPUT_SIZE
 
 WHOLE_IMAGE_MAX_SIDE = 100
+WHOLE_IMAGE_MAX_ASPECT = 2.0  # a face crop is about square; a thin strip is no face
 # FER2013 crops: the detector's box covers 45-100% of the frame (10th-90th percentile).
 WHOLE_IMAGE_MIN_COVER = 0.4
 
@@ -244,7 +246,8 @@ def _clipped_box(box: tuple[float, float, float, float], width: int, height: int
 def find_faces(image: Image.Image) -> FaceFinding:
     """Every face in the image, each with an aligned model-ready crop; or the image whole if it is a face crop."""
     width, height = image.size
-    if min(width, height) <= WHOLE_IMAGE_MAX_SIDE:
+    short_side, long_side = sorted((width, height))
+    if short_side <= WHOLE_IMAGE_MAX_SIDE and long_side <= WHOLE_IMAGE_MAX_ASPECT * short_side:
         return _whole_image_finding(image, detection=None)
 
     rgb = _to_rgb(image)

@@ -100,6 +100,13 @@ def test_faceless_photo_has_no_face() -> None:
     assert finding == FaceFinding(faces=[], whole_image=False)
 
 
+@pytest.mark.parametrize("size", [(1, 5000), (30, 400), (400, 90)])
+def test_small_thin_strip_is_not_taken_for_a_face_crop(size: tuple[int, int]) -> None:
+    strip = Image.new("L", size, 128)
+
+    assert find_faces(strip) == FaceFinding(faces=[], whole_image=False)
+
+
 def test_fer2013_sized_crop_is_classified_whole(astronaut: Image.Image) -> None:
     crop = astronaut.convert("L").crop(FACE_CROP).resize((INPUT_SIZE, INPUT_SIZE))
 
