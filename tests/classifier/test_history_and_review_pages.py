@@ -138,6 +138,13 @@ def test_staff_see_everyones_images_in_the_admin(staff_user, user, model_version
     assert reverse("classifier:capture_detail", args=[capture.pk]) not in client.get(HISTORY).content.decode()
 
 
+def test_admin_pages_name_the_site_icon_and_keep_the_admin_title(staff_user, client):
+    client.force_login(staff_user)
+    page = client.get("/admin/").content.decode()
+    assert 'rel="icon" href="/static/favicon.svg"' in page  # else browsers ask for a missing /favicon.ico
+    assert "Site administration" in page
+
+
 def test_admin_delete_removes_files(staff_user, user, model_version, client, media_dir, run_on_commit):
     capture = make_capture(user)
     client.force_login(staff_user)
