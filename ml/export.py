@@ -20,7 +20,7 @@ from pathlib import Path
 import paddle
 
 from ml.labels import EXPRESSIONS, INPUT_SIZE
-from ml.model import INFERENCE_PREFIX, METADATA_FILE, WEIGHTS_FILE, ExpressionNet, ModelConfig
+from ml.model import INFERENCE_PREFIX, METADATA_FILE, WEIGHTS_FILE, ExpressionNet, ModelConfig, load_weights
 from ml.train import TrainConfig
 
 
@@ -32,6 +32,7 @@ def export_model(
     version: str,
     metrics: dict | None = None,
     training: dict | None = None,
+    parent: str | None = None,
 ) -> Path:
     """Write the model folder `out_dir/version` from a state dict file; return its path."""
     target = Path(out_dir) / version
@@ -40,7 +41,7 @@ def export_model(
     target.parent.mkdir(parents=True, exist_ok=True)
 
     net = ExpressionNet(model_config)
-    net.set_state_dict(paddle.load(str(weights)))
+    load_weights(net, weights)
     net.eval()
     staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))
     try:
@@ -55,6 +56,7 @@ def export_model(
             "labels": list(EXPRESSIONS),
             "input_size": INPUT_SIZE,
             "model_config": dataclasses.asdict(model_config),
+            "parent": parent,  # the version it was fine-tuned from
             "metrics": metrics or {},
             "training": training or {},
         }
@@ -90,6 +92,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, version: str) -> Pat
         version=version,
         metrics={"validation_accuracy": best["validation_accuracy"]},
         training=training,
+        parent=run.get("parent_version"),
     )
 
 

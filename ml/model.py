@@ -6,6 +6,7 @@ Output: logits for the 7 expressions in `ml.labels.EXPRESSIONS` order.
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import paddle
@@ -103,6 +104,16 @@ class ExpressionNet(nn.Layer):
         x = (pixels - PIXEL_MEAN) / PIXEL_STD
         x = self.resize(x)
         return self.head(self.pool(self.features(x)))
+
+
+def load_weights(net: nn.Layer, path: str | Path) -> None:
+    """Load a saved state dict into `net`, refusing missing, extra or misshapen weights (Paddle only warns)."""
+    missing, unexpected = net.set_state_dict(paddle.load(str(path)))
+    if missing or unexpected:
+        raise ValueError(
+            f"{path} does not fit this net: {len(missing)} weights missing or misshapen ({', '.join(missing[:3])}), "
+            f"{len(unexpected)} unexpected ({', '.join(unexpected[:3])})"
+        )
 
 
 def predict_probabilities(net: ExpressionNet, images: np.ndarray, batch_size: int = 256) -> np.ndarray:

@@ -25,7 +25,7 @@ from paddle import nn
 from ml.augment import AugmentConfig, augment_batch
 from ml.data import LabelledImages, read_dataset
 from ml.labels import NUM_CLASSES
-from ml.model import METADATA_FILE, WEIGHTS_FILE, ExpressionNet, ModelConfig, predict_probabilities
+from ml.model import METADATA_FILE, WEIGHTS_FILE, ExpressionNet, ModelConfig, load_weights, predict_probabilities
 
 
 def from_json(config_class: type, values: dict):
@@ -54,8 +54,10 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
         values = dict(values)
-        model = from_json(ModelConfig, values.pop("model")) if values.get("model") else None
-        augment = from_json(AugmentConfig, values.pop("augment", {}))
+        model = values.pop("model", None)
+        augment = values.pop("augment", None) or {}
+        model = from_json(ModelConfig, model) if model is not None else None
+        augment = from_json(AugmentConfig, augment)
         return cls(**values, model=model, augment=augment)
 
 
@@ -137,17 +139,18 @@ def optimizer_state(net: nn.Layer, optimizer: paddle.optimizer.Optimizer, *, loa
     return None
 
 
-def parent_model_config(model_dir: str | Path) -> ModelConfig | None:
-    """The net of an exported model folder (its model.json); None for a run's checkpoint folder."""
-    metadata_file = Path(model_dir) / METADATA_FILE
-    if not metadata_file.is_file():
+def parent_metadata(init_from: str | None) -> dict | None:
+    """The model.json of the exported model folder a fine-tune starts from; None for a run's checkpoint folder."""
+    metadata_file = Path(init_from) / METADATA_FILE if init_from else None
+    if metadata_file is None or not metadata_file.is_file():
         return None
-    return from_json(ModelConfig, json.loads(metadata_file.read_text())["model_config"])
+    return json.loads(metadata_file.read_text())
 
 
 def resolve_model_config(config: TrainConfig) -> ModelConfig:
     """The net to train: the config's, checked against a fine-tune's parent, or the parent's, or the default."""
-    parent = parent_model_config(config.init_from) if config.init_from else None
+    metadata = parent_metadata(config.init_from)
+    parent = from_json(ModelConfig, metadata["model_config"]) if metadata else None
     if config.model is None:
         return parent or ModelConfig()
     if parent is not None:
@@ -183,7 +186,7 @@ def train(
     paddle.seed(config.seed)
     net = ExpressionNet(config.model)
     if config.init_from:
-        net.set_state_dict(paddle.load(str(Path(config.init_from) / WEIGHTS_FILE)))
+        load_weights(net, Path(config.init_from) / WEIGHTS_FILE)
     steps_per_epoch = len(train_set) // config.batch_size
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = max(1, int(config.warmup_epochs * steps_per_epoch))
@@ -197,14 +200,23 @@ def train(
     loss_fn = nn.CrossEntropyLoss(weight=paddle.to_tensor(class_weights(train_set.labels, config.class_weight_power)))
 
     state = {"epoch": 0, "best_epoch": 0, "best_validation_accuracy": -1.0, "history": []}
-    if resume and (out_dir / "state.json").exists():
+    stored_config = json.loads(json.dumps(dataclasses.asdict(config)))  # as config.json holds it
+    if (out_dir / "state.json").exists():
+        if not resume:
+            raise FileExistsError(f"{out_dir} already holds a training run: resume it or choose another folder")
+        started_with = json.loads((out_dir / "config.json").read_text())["config"]
+        changed = sorted(key for key in stored_config if started_with.get(key) != stored_config[key])
+        if changed:
+            # A resumed run must follow the schedule and data path it started on.
+            raise ValueError(f"{out_dir} was started with a different {', '.join(changed)}; resume it unchanged")
         state = json.loads((out_dir / "state.json").read_text())
-        net.set_state_dict(paddle.load(str(out_dir / "last.pdparams")))
+        load_weights(net, out_dir / "last.pdparams")
         optimizer_state(net, optimizer, load=paddle.load(str(out_dir / "last.pdopt")))
         print(f"resuming after epoch {state['epoch']}", flush=True)
     write_json(
         {
-            "config": dataclasses.asdict(config),
+            "config": stored_config,
+            "parent_version": (parent_metadata(config.init_from) or {}).get("version"),
             "git_commit": git_commit(),
             "data": {"train": train_set.class_counts(), "validation": validation_set.class_counts()},
         },
@@ -214,8 +226,9 @@ def train(
     last_accuracy = state["history"][-1]["validation_accuracy"] if state["history"] else None
     run_start, images_done_in_run = time.monotonic(), 0
     for epoch in range(state["epoch"] + 1, config.epochs + 1):
-        # One generator per epoch keeps a resumed run on the same random path as an unbroken one.
+        # One generator per epoch, which also seeds dropout, keeps a resumed run on the same random path.
         rng = np.random.default_rng([config.seed, epoch])
+        paddle.seed(int(rng.integers(2**31)))
         order = rng.permutation(len(train_set))
         net.train()
         epoch_start, loss_sum, correct = time.monotonic(), 0.0, 0
@@ -341,14 +354,17 @@ def main(argv: list[str] | None = None) -> None:
         "init_from": args.init_from,
     }
     config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
-    train_set, validation_set = read_all(args.train), read_all(args.validation)
-    if args.limit:
-        train_set = LabelledImages(train_set.images[: args.limit], train_set.labels[: args.limit])
-    print(
-        f"training on {len(train_set)} images {train_set.class_counts()}, validating on {len(validation_set)}",
-        flush=True,
-    )
-    result = train(config, train_set, validation_set, args.out, resume=args.resume)
+    try:
+        train_set, validation_set = read_all(args.train), read_all(args.validation)
+        if args.limit:
+            train_set = LabelledImages(train_set.images[: args.limit], train_set.labels[: args.limit])
+        print(
+            f"training on {len(train_set)} images {train_set.class_counts()}, validating on {len(validation_set)}",
+            flush=True,
+        )
+        result = train(config, train_set, validation_set, args.out, resume=args.resume)
+    except (FileExistsError, ValueError) as error:  # bad data (DataError) or a bad request: a message, no traceback
+        sys.exit(f"ml.train: {error}")
     print(f"best epoch {result.best_epoch}: validation accuracy {result.best_validation_accuracy:.4f}", flush=True)
 
 

@@ -11,7 +11,7 @@ from PIL import Image
 from ml.augment import AugmentConfig, augment_batch
 from ml.export import export_model, export_run
 from ml.labels import EXPRESSIONS, INPUT_SIZE
-from ml.model import WEIGHTS_FILE, ExpressionNet, predict_probabilities
+from ml.model import WEIGHTS_FILE, ExpressionNet, ModelConfig, load_weights, predict_probabilities
 from ml.predictor import ModelLoadError, Predictor
 from ml.testing import TINY_MODEL, synthetic_crops, train_tiny_model
 from ml.train import TrainConfig, TrainingStopped, class_weights, learning_rate_at, train
@@ -34,7 +34,7 @@ def test_exported_model_learned_and_matches_the_eager_net(tiny_model_dir):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
     assert (probabilities.argmax(axis=1) == crops.labels).mean() > 0.3  # chance is 1/7
     net = ExpressionNet(TINY_MODEL)
-    net.set_state_dict(paddle.load(str(tiny_model_dir / WEIGHTS_FILE)))
+    load_weights(net, tiny_model_dir / WEIGHTS_FILE)
     np.testing.assert_allclose(predict_probabilities(net, crops.images), probabilities, atol=1e-4)
 
 
@@ -64,21 +64,27 @@ def test_export_never_overwrites_a_version(tiny_model_dir):
         export_model(tiny_model_dir / WEIGHTS_FILE, TINY_MODEL, tiny_model_dir.parent, version="tiny-1")
 
 
-@pytest.mark.parametrize("damage", ["missing parameters", "corrupt parameters", "missing metadata"])
+@pytest.mark.parametrize(
+    "damage", ["missing parameters", "corrupt parameters", "missing metadata", "metadata without a version"]
+)
 def test_damaged_model_folder_fails_to_load_with_a_clear_error(tiny_model_dir, tmp_path, damage):
     broken = export_model(tiny_model_dir / WEIGHTS_FILE, TINY_MODEL, tmp_path, version="broken")
     if damage == "missing parameters":
         (broken / "inference.pdiparams").unlink()
     elif damage == "corrupt parameters":
         (broken / "inference.pdiparams").write_bytes(b"\0" * 100)
-    else:
+    elif damage == "missing metadata":
         (broken / "model.json").unlink()
+    else:
+        (broken / "model.json").write_text('["not", "an", "object"]')
     with pytest.raises(ModelLoadError, match="broken"):
         Predictor.load(broken)
 
 
 def test_stopped_then_resumed_run_ends_where_an_unbroken_run_does(tmp_path):
-    config = TrainConfig(epochs=2, batch_size=32, warmup_epochs=0.5, model=TINY_MODEL)
+    # With dropout on, so its random masks must follow the same path too.
+    with_dropout = dataclasses.replace(TINY_MODEL, dropout=0.3)
+    config = TrainConfig(epochs=2, batch_size=32, warmup_epochs=0.5, model=with_dropout)
     train_set, validation_set = synthetic_crops(128), synthetic_crops(32, seed=1)
     unbroken = train(config, train_set, validation_set, tmp_path / "unbroken")
 
@@ -100,6 +106,53 @@ def test_stopped_then_resumed_run_ends_where_an_unbroken_run_does(tmp_path):
         np.testing.assert_allclose(resumed_weights[name].numpy(), value.numpy(), atol=1e-5)
 
 
+def test_a_run_folder_is_never_overwritten_nor_resumed_with_another_config(tmp_path):
+    config = TrainConfig(epochs=1, batch_size=32, warmup_epochs=0.5, model=TINY_MODEL)
+    train_set, validation_set = synthetic_crops(64), synthetic_crops(32, seed=1)
+    first = train(config, train_set, validation_set, tmp_path / "run")
+    best_weights = first.best_weights.read_bytes()
+
+    with pytest.raises(FileExistsError, match="already holds a training run"):
+        train(config, train_set, validation_set, tmp_path / "run")
+    longer = dataclasses.replace(config, epochs=3)
+    with pytest.raises(ValueError, match="different epochs"):
+        train(longer, train_set, validation_set, tmp_path / "run", resume=True)
+
+    assert first.best_weights.read_bytes() == best_weights
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["epochs"] == 1
+
+
+def test_command_line_refuses_an_existing_run_with_a_message(tmp_path):
+    train_dir = write_class_folders(tmp_path / "faces", synthetic_crops(64, seed=2))
+    args = ["--train", f"folder:{train_dir}", "--validation", f"folder:{train_dir}", "--out", str(tmp_path / "run")]
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "state.json").write_text("{}")
+
+    with pytest.raises(SystemExit, match="ml.train: .* already holds a training run"):
+        train_main([*args, "--epochs", "1"])
+
+
+def test_weights_that_do_not_fit_the_net_are_an_error_not_a_warning(tiny_model_dir, tmp_path):
+    other_net = dataclasses.replace(TINY_MODEL, channels=(4, 16))
+    with pytest.raises(ValueError, match="does not fit this net"):
+        export_model(tiny_model_dir / WEIGHTS_FILE, other_net, tmp_path, version="misfit")
+    assert not (tmp_path / "misfit").exists()
+
+    # A run's checkpoint folder has no model.json to check shapes against: the weights themselves refuse.
+    checkpoint = tmp_path / "checkpoint"
+    checkpoint.mkdir()
+    (checkpoint / WEIGHTS_FILE).write_bytes((tiny_model_dir / WEIGHTS_FILE).read_bytes())
+    config = TrainConfig(epochs=1, batch_size=32, init_from=str(checkpoint), model=other_net)
+    with pytest.raises(ValueError, match="does not fit this net"):
+        train(config, synthetic_crops(64), synthetic_crops(32, seed=7), tmp_path / "run")
+
+
+def test_config_file_may_leave_model_and_augmentation_out_or_null():
+    assert TrainConfig.from_dict({"model": None, "augment": None}) == TrainConfig()
+    assert TrainConfig.from_dict({}) == TrainConfig()
+    assert TrainConfig.from_dict({"model": {"dropout": 0.1}}).model == ModelConfig(dropout=0.1)
+
+
 def test_fine_tuning_starts_from_the_given_model(tiny_model_dir, tmp_path):
     config = TrainConfig(epochs=1, batch_size=32, learning_rate=1e-9, warmup_epochs=0.1, model=TINY_MODEL)
     config.init_from = str(tiny_model_dir)
@@ -119,8 +172,9 @@ def test_fine_tuning_may_change_dropout_and_working_size(tiny_model_dir, tmp_pat
     model_dir = export_run(tmp_path / "run", tmp_path / "models", version="sharper")
 
     assert Predictor.load(model_dir).metadata["model_config"]["working_size"] == INPUT_SIZE
+    assert Predictor.load(model_dir).metadata["parent"] == "tiny-1"
     net = ExpressionNet(sharper)
-    net.set_state_dict(paddle.load(str(model_dir / WEIGHTS_FILE)))
+    load_weights(net, model_dir / WEIGHTS_FILE)
     crops = synthetic_crops(16, seed=5).images
     np.testing.assert_allclose(Predictor.load(model_dir).predict(crops), predict_probabilities(net, crops), atol=1e-4)
 
