@@ -79,6 +79,8 @@ def read_fer2013_csv(path: str | Path, usages: tuple[str, ...] = FER2013_USAGES)
                 labels.append(label)
     except (OSError, EOFError, csv.Error, UnicodeDecodeError) as error:
         raise DataError(f"{path}: cannot read ({error})") from error
+    if not images:
+        raise DataError(f"{path}: no rows with Usage {' or '.join(usages)}")
     return _labelled_images(images, labels)
 
 

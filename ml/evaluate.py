@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ml.data import FACE_CROPPERS, read_dataset
 from ml.labels import EXPRESSIONS, NUM_CLASSES
-from ml.predictor import Predictor
+from ml.predictor import ModelLoadError, Predictor
 
 PREDICT_BATCH = 256  # crops per Predictor call: bounds the activations' memory on large sets
 
@@ -203,9 +203,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    data, report = read_dataset(args.data, faces=args.faces)
+    try:
+        data, report = read_dataset(args.data, faces=args.faces)
+        predictor = Predictor.load(args.model)
+    except (ValueError, ModelLoadError) as error:  # bad data (DataError) or model: a message, no traceback
+        sys.exit(f"ml.evaluate: {error}")
     print(report.summary(), flush=True)
-    predictor = Predictor.load(args.model)
     probabilities = np.concatenate(
         [predictor.predict(data.images[start : start + PREDICT_BATCH]) for start in range(0, len(data), PREDICT_BATCH)]
     )

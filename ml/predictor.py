@@ -34,6 +34,8 @@ class Predictor:
             metadata = json.loads((model_dir / METADATA_FILE).read_text())
         except (OSError, ValueError) as error:
             raise ModelLoadError(f"{model_dir}: cannot read {METADATA_FILE} ({error})") from error
+        if not isinstance(metadata, dict) or not isinstance(metadata.get("version"), str):
+            raise ModelLoadError(f"{model_dir}: {METADATA_FILE} names no version")
         if metadata.get("labels") != list(EXPRESSIONS) or metadata.get("input_size") != INPUT_SIZE:
             raise ModelLoadError(f"{model_dir}: labels or input size differ from this code's {EXPRESSIONS}")
         graph = model_dir / f"{INFERENCE_PREFIX}.json"

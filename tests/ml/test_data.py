@@ -97,6 +97,13 @@ def test_fer2013_row_missing_its_pixels_is_a_data_error(tmp_path: Path) -> None:
         read_fer2013_csv(path)
 
 
+def test_fer2013_without_rows_of_the_chosen_usage_is_a_data_error(tmp_path: Path) -> None:
+    path = write_fer_csv(tmp_path / "fer2013.csv", [fer_row(3, 10, "Training")])
+
+    with pytest.raises(DataError, match=r"fer2013.csv: no rows with Usage PrivateTest"):
+        read_fer2013_csv(path, ("PrivateTest",))
+
+
 def test_truncated_gzip_is_a_data_error_naming_the_file(tmp_path: Path) -> None:
     whole = write_fer_csv(tmp_path / "whole.csv.gz", [fer_row(3, 10, "Training")] * 50).read_bytes()
     path = tmp_path / "cut.csv.gz"

@@ -166,3 +166,13 @@ def test_cli_scores_a_model_on_a_folder_dataset(tmp_path: Path) -> None:
     assert np.array(record["confusion_matrix"]).sum(axis=1).tolist() == np.bincount(crops.labels, minlength=7).tolist()
     with Image.open(tmp_path / "confusion.png") as image:
         assert image.format == "PNG"
+
+
+def test_cli_reports_missing_data_or_model_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "faces" / "happy").mkdir(parents=True)
+    Image.new("L", (48, 48), 90).save(tmp_path / "faces" / "happy" / "one.png")
+
+    with pytest.raises(SystemExit, match="ml.evaluate: .*nowhere"):
+        main(["--model", str(tmp_path / "models"), "--data", f"folder:{tmp_path / 'nowhere'}"])
+    with pytest.raises(SystemExit, match="ml.evaluate: .*no-model"):
+        main(["--model", str(tmp_path / "no-model"), "--data", f"folder:{tmp_path / 'faces'}"])
