@@ -236,10 +236,13 @@ def _landmark_tuples(landmarks: np.ndarray) -> tuple[tuple[float, float], ...]:
     return tuple((float(x), float(y)) for x, y in landmarks)
 
 
-def _clipped_box(box: tuple[float, float, float, float], width: int, height: int) -> tuple[int, int, int, int]:
+def clip_box(box: tuple[float, float, float, float], width: int, height: int) -> tuple[int, int, int, int] | None:
+    """(x, y, w, h) rounded and cut to the image; None when nothing of it is inside."""
     x, y, w, h = box
     left, top = max(0, round(x)), max(0, round(y))
     right, bottom = min(width, round(x + w)), min(height, round(y + h))
+    if right <= left or bottom <= top:
+        return None
     return left, top, right - left, bottom - top
 
 
@@ -251,10 +254,11 @@ def find_faces(image: Image.Image) -> FaceFinding:
         return _whole_image_finding(image, detection=None)
 
     rgb = _to_rgb(image)
-    detections = _get_detector()(rgb)
-    boxes = [_clipped_box(detection.box, width, height) for detection in detections]
-    if len(detections) == 1 and boxes[0][2] * boxes[0][3] >= WHOLE_IMAGE_MIN_COVER * width * height:
-        return _whole_image_finding(image, detection=detections[0])
+    found = [(detection, clip_box(detection.box, width, height)) for detection in _get_detector()(rgb)]
+    # A box with nothing inside lies wholly in the padding the detector adds around the image.
+    found = [(detection, box) for detection, box in found if box is not None]
+    if len(found) == 1 and found[0][1][2] * found[0][1][3] >= WHOLE_IMAGE_MIN_COVER * width * height:
+        return _whole_image_finding(image, detection=found[0][0])
 
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     faces = [
@@ -264,6 +268,6 @@ def find_faces(image: Image.Image) -> FaceFinding:
             landmarks=_landmark_tuples(detection.landmarks),
             score=detection.score,
         )
-        for detection, box in zip(detections, boxes, strict=True)
+        for detection, box in found
     ]
     return FaceFinding(faces=faces, whole_image=False)

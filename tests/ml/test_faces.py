@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ml.faces import FaceFinding, crop_whole_image, find_faces
+from ml.faces import FaceFinding, clip_box, crop_whole_image, find_faces
 from ml.labels import INPUT_SIZE
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -145,3 +145,17 @@ def test_threads_share_the_detector(astronaut: Image.Image) -> None:
         boxes = list(pool.map(lambda _: find_faces(astronaut).faces[0].box, range(32)))
 
     assert boxes == [expected] * 32
+
+
+@pytest.mark.parametrize(
+    ("box", "clipped"),
+    [
+        ((10.4, 20.6, 30.0, 40.0), (10, 21, 30, 40)),
+        ((-5.0, -5.0, 20.0, 20.0), (0, 0, 15, 15)),
+        ((90.0, 50.0, 30.0, 30.0), (90, 50, 10, 30)),
+        ((-30.0, 10.0, 25.0, 25.0), None),  # wholly in the padding left of the image
+        ((10.0, 120.0, 20.0, 20.0), None),  # below it
+    ],
+)
+def test_clip_box_cuts_to_the_image_and_drops_boxes_outside(box: tuple, clipped: tuple | None) -> None:
+    assert clip_box(box, 100, 100) == clipped
