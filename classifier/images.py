@@ -8,8 +8,9 @@ import math
 import warnings
 from typing import IO
 
-import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ml.images import to_eight_bit
 
 # Pillow's names of the formats we take. MPO is how Pillow names many phones' JPEGs (a JPEG with a depth map).
 ACCEPTED_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF", "TIFF"}
@@ -84,7 +85,7 @@ def open_upload(file: IO[bytes], *, size: int, max_bytes: int, max_pixels: int) 
         image.load()
     except _DAMAGED_FILE_ERRORS:
         raise ImageRefused("The image is damaged or incomplete (was the upload cut short?).") from None
-    return _to_eight_bit(_upright(image))
+    return to_eight_bit(_upright(image))
 
 
 def _upright(image: Image.Image) -> Image.Image:
@@ -94,26 +95,6 @@ def _upright(image: Image.Image) -> Image.Image:
     except _DAMAGED_FILE_ERRORS:
         # Broken EXIF: the pixels are still good; show them as stored.
         return image
-
-
-def _to_eight_bit(image: Image.Image) -> Image.Image:
-    """Any Pillow mode as "L" (grey sources) or "RGB": transparency onto white, high bit depths scaled down."""
-    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
-        values = np.asarray(image, dtype=np.float64)
-        peak = float(values.max()) if values.size else 0.0
-        if peak > 255:
-            values = values * (255 / peak)
-        elif image.mode == "F" and 0 < peak <= 1:
-            values = values * 255  # floating point grey levels run from 0 to 1
-        return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8))
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
-        grey = image.mode in ("LA", "La")
-        background = Image.new("RGBA", image.size, "white")
-        image = Image.alpha_composite(background, image.convert("RGBA"))
-        return image.convert("L" if grey else "RGB")
-    if image.mode in ("1", "L"):
-        return image.convert("L")
-    return image.convert("RGB")
 
 
 def encode_jpeg(image: Image.Image, *, quality: int = STORED_JPEG_QUALITY) -> bytes:

@@ -35,6 +35,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
 
+from ml.images import to_eight_bit
 from ml.labels import INPUT_SIZE
 
 WHOLE_IMAGE_MAX_SIDE = 100
@@ -164,17 +165,7 @@ def _get_detector() -> _BlazeFace:
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:
-    """Any Pillow mode as 8-bit RGB: transparency onto white, high bit depths scaled down."""
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        values = np.asarray(image, dtype=np.float32)
-        peak = float(values.max())
-        if peak > 255:
-            values = values * (255 / peak)
-        image = Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), mode="L")
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        background = Image.new("RGBA", image.size, "white")
-        image = Image.alpha_composite(background, image.convert("RGBA"))
-    return np.asarray(image.convert("RGB"))
+    return np.asarray(to_eight_bit(image).convert("RGB"))
 
 
 def crop_whole_image(image: Image.Image) -> np.ndarray:

@@ -121,16 +121,18 @@ def test_image_folder_reads_synonym_folders_any_mode_and_size(tmp_path: Path) ->
     save(Image.new("RGB", (120, 90), (200, 200, 200)), tmp_path / "Sadness" / "b.jpg")
     save(Image.new("RGBA", (64, 64), (0, 0, 0, 255)), tmp_path / "happiness" / "c.png")
     save(Image.new("I;16", (50, 50), 1000), tmp_path / "surprised" / "nested" / "d.png")
+    save(Image.new("F", (48, 48), 0.5), tmp_path / "neutral" / "e.tiff")  # float grey levels run 0-1
 
     data, report = read_image_folder(tmp_path)
 
     by_label = {EXPRESSIONS[label]: image for image, label in zip(data.images, data.labels, strict=True)}
-    assert sorted(by_label) == ["angry", "happy", "sad", "surprise"]
-    assert data.images.shape == (4, INPUT_SIZE, INPUT_SIZE)
+    assert sorted(by_label) == ["angry", "happy", "neutral", "sad", "surprise"]
+    assert data.images.shape == (5, INPUT_SIZE, INPUT_SIZE)
     assert (by_label["angry"] == 40).all()
     assert abs(int(by_label["sad"].mean()) - 200) <= 2
     assert (by_label["happy"] == 0).all()
-    assert report.kept == 4
+    assert abs(int(by_label["neutral"].mean()) - 128) <= 1
+    assert report.kept == 5
     assert report.skipped == {}
 
 
