@@ -6,6 +6,7 @@ in the database since the last request, the new one is loaded and the old one dr
 worker follows an activation on its next request without a restart.
 """
 
+import logging
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from classifier.models import ModelVersion
 if TYPE_CHECKING:
     from ml.predictor import Predictor
 
+logger = logging.getLogger(__name__)
 _lock = threading.Lock()
 _loaded: "tuple[str, Predictor] | None" = None
 
@@ -46,5 +48,7 @@ def predictor_for(model_version: ModelVersion) -> "Predictor":
             try:
                 _loaded = (model_version.version, Predictor.load(model_folder(model_version)))
             except ModelLoadError as error:
+                # The log is how an administrator hears of it; the person uploading sees a 503.
+                logger.error("Model version %s cannot be loaded: %s", model_version.version, error)
                 raise ModelUnavailable(str(error)) from error
         return _loaded[1]

@@ -61,7 +61,9 @@ def test_a_fresh_site_registers_its_models_on_first_use(user, two_versions_dir, 
     assert make_capture(user).model_version.version == "tiny-2"
 
 
-def test_a_corrupt_model_folder_makes_uploads_say_the_model_is_unavailable(user_client, two_versions_dir, media_dir):
+def test_a_corrupt_model_folder_makes_uploads_say_the_model_is_unavailable(
+    user_client, two_versions_dir, media_dir, caplog
+):
     broken = two_versions_dir / "tiny-broken"
     shutil.copytree(two_versions_dir / "tiny-1", broken)
     (broken / "model.json").write_text((broken / "model.json").read_text().replace('"tiny-1"', '"tiny-broken"'))
@@ -72,6 +74,10 @@ def test_a_corrupt_model_folder_makes_uploads_say_the_model_is_unavailable(user_
     assert response.status_code == 503
     assert "model is not available" in response.content.decode()
     assert nothing_stored(media_dir)
+    assert any(
+        record.levelname == "ERROR" and "tiny-broken cannot be loaded" in record.getMessage()
+        for record in caplog.records
+    )
 
 
 def test_activating_an_unknown_version_fails_clearly(db, two_versions_dir):
