@@ -181,7 +181,8 @@ def active_model_version_ensured() -> ModelVersion | None:
 
 
 def model_versions_register(*, model_dir: Path | None = None) -> list[ModelVersion]:
-    """Register every model folder in EMOTIONSITE_MODEL_DIR not yet known; activate the newest if none is active.
+    """Register every model folder in EMOTIONSITE_MODEL_DIR not yet known; activate the newest if none is active,
+    or if the active version's folder is gone (say, an upgrade replaced the shipped model).
 
     Reads only each folder's model.json. Idempotent. Returns the newly registered versions.
     """
@@ -214,11 +215,19 @@ def model_versions_register(*, model_dir: Path | None = None) -> list[ModelVersi
                 )
             )
             known.add(version)
-        if not ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE).exists():
-            newest = ModelVersion.objects.exclude(state=ModelVersion.State.REJECTED).order_by("-created_at").first()
+        active = ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE).first()
+        if active is None or not _folder_exists(active, model_dir):
+            usable = ModelVersion.objects.exclude(state=ModelVersion.State.REJECTED).order_by("-created_at")
+            newest = next((version for version in usable if _folder_exists(version, model_dir)), None)
             if newest is not None:
+                if active is not None:
+                    logger.warning("Model version %s has no folder any more; activating %s", active, newest)
                 model_version_activate(model_version=newest)
     return registered
+
+
+def _folder_exists(model_version: ModelVersion, model_dir: Path) -> bool:
+    return (model_dir / model_version.path / MODEL_METADATA_FILE).is_file()
 
 
 def model_version_activate(*, model_version: ModelVersion) -> ModelVersion:

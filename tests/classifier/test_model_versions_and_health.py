@@ -43,6 +43,14 @@ def test_register_models_is_idempotent_and_activates_the_newest(db, two_versions
     assert "validation_accuracy" in tiny_2.metrics and tiny_2.training["epochs"] == 3
 
 
+def test_when_the_active_versions_folder_is_gone_registering_activates_the_newest_left(db, two_versions_dir):
+    register("--activate", "tiny-1")
+    shutil.rmtree(two_versions_dir / "tiny-1")  # e.g. an upgrade shipped a new model in its place
+
+    assert "Active model version: tiny-2" in register()
+    assert ModelVersion.objects.get(version="tiny-1").state == "candidate"  # kept: its faces still name it
+
+
 def test_activating_another_version_is_followed_by_the_next_capture(user, two_versions_dir, media_dir):
     register()
     first = make_capture(user)
