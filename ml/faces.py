@@ -248,8 +248,10 @@ def find_faces(image: Image.Image) -> FaceFinding:
     found = [(detection, clip_box(detection.box, width, height)) for detection in _get_detector()(rgb)]
     # A box with nothing inside lies wholly in the padding the detector adds around the image.
     found = [(detection, box) for detection, box in found if box is not None]
-    if len(found) == 1 and found[0][1][2] * found[0][1][3] >= WHOLE_IMAGE_MIN_COVER * width * height:
-        return _whole_image_finding(image, detection=found[0][0])
+    if len(found) == 1:
+        detection, (_, _, box_width, box_height) = found[0]
+        if box_width * box_height >= WHOLE_IMAGE_MIN_COVER * width * height:
+            return _whole_image_finding(image, detection=detection)
 
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     faces = [

@@ -55,10 +55,8 @@ class TrainConfig:
     def from_dict(cls, values: dict) -> "TrainConfig":
         values = dict(values)
         model = values.pop("model", None)
-        augment = values.pop("augment", None) or {}
-        model = from_json(ModelConfig, model) if model is not None else None
-        augment = from_json(AugmentConfig, augment)
-        return cls(**values, model=model, augment=augment)
+        augment = from_json(AugmentConfig, values.pop("augment", None) or {})
+        return cls(**values, model=from_json(ModelConfig, model) if model is not None else None, augment=augment)
 
 
 @dataclass(frozen=True)
@@ -147,22 +145,21 @@ def parent_metadata(init_from: str | None) -> dict | None:
     return json.loads(metadata_file.read_text())
 
 
-def resolve_model_config(config: TrainConfig) -> ModelConfig:
-    """The net to train: the config's, checked against a fine-tune's parent, or the parent's, or the default."""
-    metadata = parent_metadata(config.init_from)
-    parent = from_json(ModelConfig, metadata["model_config"]) if metadata else None
+def weight_shapes(model: ModelConfig) -> tuple:
+    """The fields that fix the shapes of a net's weights."""
+    return model.channels, model.convs_per_stage, model.hidden
+
+
+def resolve_model_config(config: TrainConfig, parent: dict | None) -> ModelConfig:
+    """The net to train: the config's, checked against the parent's model.json, or the parent's, or the default."""
+    parent_model = from_json(ModelConfig, parent["model_config"]) if parent else None
     if config.model is None:
-        return parent or ModelConfig()
-    if parent is not None:
-
-        def shapes(model: ModelConfig) -> tuple:
-            return model.channels, model.convs_per_stage, model.hidden
-
-        if shapes(config.model) != shapes(parent):
-            raise ValueError(
-                f"a fine-tune keeps its parent's weight shapes (channels, convs_per_stage, hidden): "
-                f"{config.init_from} has {shapes(parent)}, the config asks for {shapes(config.model)}"
-            )
+        return parent_model or ModelConfig()
+    if parent_model is not None and weight_shapes(config.model) != weight_shapes(parent_model):
+        raise ValueError(
+            f"a fine-tune keeps its parent's weight shapes (channels, convs_per_stage, hidden): "
+            f"{config.init_from} has {weight_shapes(parent_model)}, the config asks for {weight_shapes(config.model)}"
+        )
     return config.model
 
 
@@ -182,7 +179,8 @@ def train(
     if len(train_set) < config.batch_size:
         raise ValueError(f"{len(train_set)} training images is fewer than one batch of {config.batch_size}")
 
-    config = dataclasses.replace(config, model=resolve_model_config(config))
+    parent = parent_metadata(config.init_from)
+    config = dataclasses.replace(config, model=resolve_model_config(config, parent))
     paddle.seed(config.seed)
     net = ExpressionNet(config.model)
     if config.init_from:
@@ -216,7 +214,7 @@ def train(
     write_json(
         {
             "config": stored_config,
-            "parent_version": (parent_metadata(config.init_from) or {}).get("version"),
+            "parent_version": parent["version"] if parent else None,
             "git_commit": git_commit(),
             "data": {"train": train_set.class_counts(), "validation": validation_set.class_counts()},
         },
