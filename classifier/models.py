@@ -2,7 +2,7 @@
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
 from django.utils import timezone
 
 from ml.labels import EXPRESSIONS
@@ -26,6 +26,10 @@ class ModelVersion(models.Model):
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
     metrics = models.JSONField(default=dict, blank=True)
     training = models.JSONField(default=dict, blank=True)
+    # Why a retrained version was activated or rejected, in words with the numbers.
+    decision = models.TextField(blank=True)
+    # Set when the folder is missing or cannot be loaded; such a version is never activated on its own.
+    problem = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     registered_at = models.DateTimeField(auto_now_add=True)
 
@@ -76,6 +80,9 @@ class Face(models.Model):
     box_height = models.PositiveIntegerField()
     predicted_label = models.CharField(max_length=10, choices=Expression)
     confidence = models.FloatField()
+    # The (INPUT_SIZE, INPUT_SIZE) uint8 grey crop the model saw, row by row: what retraining learns from.
+    # NULL for faces stored before crops were kept; retraining cuts those from the image by their box.
+    crop = models.BinaryField(null=True, editable=False)
     # {label: probability} for all seven, in ml.labels' order.
     probabilities = models.JSONField()
     # The review: the true expression, whether the prediction was right, who said so and when.
@@ -116,3 +123,56 @@ class Face(models.Model):
     @property
     def box(self) -> tuple[int, int, int, int]:
         return (self.box_x, self.box_y, self.box_width, self.box_height)
+
+
+class TrainingJob(models.Model):
+    """One request to retrain the model, run by the background worker (classifier.tasks.retrain).
+
+    At most one job is queued or running at a time: the database refuses a second.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    UNFINISHED = (State.QUEUED, State.RUNNING)
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="training_jobs"
+    )
+    state = models.CharField(max_length=20, choices=State, default=State.QUEUED)
+    # The version it fine-tunes from, and what it was asked to do (epochs, reference data), fixed at the request.
+    base_version = models.ForeignKey(ModelVersion, null=True, on_delete=models.SET_NULL, related_name="+")
+    options = models.JSONField(default=dict)
+    # Phase, epoch, step, loss, validation accuracy, seconds left: written by the worker as it goes.
+    progress = models.JSONField(default=dict)
+    cancel_requested = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    model_version = models.OneToOneField(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_job"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    # The worker's last sign of life; a running job silent for longer than EMOTIONSITE_RETRAIN["stale_seconds"]
+    # lost its worker and is marked failed.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # A unique index on a constant, over the unfinished rows only: at most one such row.
+            models.UniqueConstraint(
+                Value(1), condition=Q(state__in=["queued", "running"]), name="one_unfinished_training_job"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Training job {self.pk} ({self.state})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state not in self.UNFINISHED

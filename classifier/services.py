@@ -21,7 +21,7 @@ from classifier import images, inference, selectors
 from classifier.images import ImageRefused
 from classifier.inference import ModelUnavailable
 from classifier.models import Capture, Expression, Face, ModelVersion
-from ml.faces import FaceFinding, find_faces
+from ml.faces import FaceFinding, FoundFace, find_faces
 from ml.labels import EXPRESSIONS
 
 __all__ = [
@@ -89,7 +89,7 @@ def capture_create(*, owner: User, image: UploadedFile, source: Capture.Source =
                 created_at=now,
             )
             Face.objects.bulk_create(
-                _face(capture, model_version, found.box, scores, now)
+                _face(capture, model_version, found, scores, now)
                 for found, scores in zip(finding.faces, probabilities, strict=True)
             )
     except BaseException:
@@ -126,9 +126,9 @@ def _scaled_box(box: tuple[int, int, int, int], factor: float, size: tuple[int, 
     )
 
 
-def _face(capture: Capture, model_version: ModelVersion, box, scores: np.ndarray, now: datetime) -> Face:
+def _face(capture: Capture, model_version: ModelVersion, found: FoundFace, scores: np.ndarray, now: datetime) -> Face:
     best = int(np.argmax(scores))
-    x, y, width, height = (int(value) for value in box)
+    x, y, width, height = (int(value) for value in found.box)
     return Face(
         capture=capture,
         model_version=model_version,
@@ -136,6 +136,7 @@ def _face(capture: Capture, model_version: ModelVersion, box, scores: np.ndarray
         box_y=y,
         box_width=width,
         box_height=height,
+        crop=found.crop.tobytes(),
         predicted_label=EXPRESSIONS[best],
         # float32 softmax can round a hair above 1.
         confidence=min(1.0, float(scores[best])),

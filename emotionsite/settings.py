@@ -10,6 +10,9 @@ Environment variables (all optional on a laptop):
     EMOTIONSITE_DATA_DIR    folder of the SQLite database (default: the project folder)
     EMOTIONSITE_MEDIA_DIR   folder of the captures' images, never served publicly (default: ./media)
     EMOTIONSITE_MODEL_DIR   folder of model version folders (default: ./models, the shipped model)
+    EMOTIONSITE_REFERENCE_DATA  the FER2013 CSV (plain or .gz): retraining mixes in its Training rows so a
+                            fine-tune does not forget, and a candidate must also hold up on its PublicTest
+                            (default: none, retraining uses the reviewed faces alone)
     EMOTIONSITE_HTTPS       "true" behind an HTTPS proxy that sets X-Forwarded-Proto: secure cookies (default: false)
 """
 
@@ -56,6 +59,22 @@ if _environment_flag("EMOTIONSITE_HTTPS", default=False):
 EMOTIONSITE_DATA_DIR = Path(os.environ.get("EMOTIONSITE_DATA_DIR") or BASE_DIR)
 EMOTIONSITE_MEDIA_DIR = Path(os.environ.get("EMOTIONSITE_MEDIA_DIR") or BASE_DIR / "media")
 EMOTIONSITE_MODEL_DIR = Path(os.environ.get("EMOTIONSITE_MODEL_DIR") or BASE_DIR / "models")
+
+EMOTIONSITE_REFERENCE_DATA = os.environ.get("EMOTIONSITE_REFERENCE_DATA") or None
+
+# Retraining (classifier.retraining). A job fine-tunes the active version on the reviewed faces for a few
+# epochs; the candidate goes live only if its accuracy on the held-out reviewed faces (and on PublicTest,
+# with reference data) is at most `promotion_margin` below the active version's.
+EMOTIONSITE_RETRAIN = {
+    "min_faces": 100,  # reviewed faces in all, below which a retrain is refused
+    "min_faces_per_class": 5,  # reviewed faces of each expression
+    "epochs": 6,
+    "batch_size": 32,
+    "learning_rate": 0.005,
+    "reference_images": 1500,  # reference Training rows mixed in (a stratified sample), when configured
+    "promotion_margin": 0.0,
+    "stale_seconds": 300,  # a running job silent this long lost its worker
+}
 
 # What an upload may be: bytes on the wire and pixels once decoded (a decompression bomb is small in bytes).
 EMOTIONSITE_MAX_UPLOAD_BYTES = 10 * 1024 * 1024

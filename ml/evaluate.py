@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ml.data import FACE_CROPPERS, read_dataset
+from ml.data import FACE_CROPPERS, LabelledImages, read_dataset
 from ml.labels import EXPRESSIONS, NUM_CLASSES
 from ml.predictor import ModelLoadError, Predictor
 
@@ -76,6 +76,14 @@ def evaluate_predictions(labels: np.ndarray, probabilities: np.ndarray) -> dict:
         "labels": list(EXPRESSIONS),
         "confusion_matrix": matrix.tolist(),  # rows true, columns predicted, in `labels` order
     }
+
+
+def evaluate_model(predictor: Predictor, data: LabelledImages) -> dict:
+    """`evaluate_predictions` of the predictor's probabilities for the data's crops."""
+    probabilities = np.concatenate(
+        [predictor.predict(data.images[start : start + PREDICT_BATCH]) for start in range(0, len(data), PREDICT_BATCH)]
+    )
+    return evaluate_predictions(data.labels, probabilities)
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:
@@ -209,10 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, ModelLoadError) as error:  # bad data (DataError) or model: a message, no traceback
         sys.exit(f"ml.evaluate: {error}")
     print(report.summary(), flush=True)
-    probabilities = np.concatenate(
-        [predictor.predict(data.images[start : start + PREDICT_BATCH]) for start in range(0, len(data), PREDICT_BATCH)]
-    )
-    metrics = evaluate_predictions(data.labels, probabilities)
+    metrics = evaluate_model(predictor, data)
     print(format_metrics(metrics), flush=True)
 
     if args.json:

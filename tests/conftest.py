@@ -80,3 +80,11 @@ def user_client(user: User) -> Client:
 def pytest_configure(config: pytest.Config) -> None:
     # WhiteNoise looks for collected static files, which tests never need.
     config.addinivalue_line("filterwarnings", "ignore:No directory at:UserWarning")
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory) -> None:
+    """The test database in a file, not in memory, so a test may share it with a real worker process."""
+    from django.conf import settings
+
+    settings.DATABASES["default"]["TEST"]["NAME"] = str(tmp_path_factory.mktemp("database") / "test.sqlite3")

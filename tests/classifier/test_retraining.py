@@ -1,0 +1,228 @@
+"""Retraining end to end in this process: request, the real worker loop, evaluation, promotion or rejection."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from io import StringIO
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+from django.db import IntegrityError, transaction
+from django_tasks_db.models import DBTaskResult
+
+from classifier import retraining, selectors
+from classifier.models import Face, ModelVersion, TrainingJob
+from classifier.retraining import RetrainRefused
+from ml.labels import EXPRESSIONS, INPUT_SIZE
+from tests.classifier.retrain_site import retrain_site, reviewed_faces
+from tests.conftest import make_user
+
+
+@pytest.fixture
+def tiny_active(db, settings, tmp_path, tiny_models_dir) -> ModelVersion:
+    return retrain_site(settings, tmp_path, tiny_models_dir)
+
+
+def run_worker() -> str:
+    """The real django-tasks-db worker, in this process, until the queue is empty."""
+    out = StringIO()
+    call_command("db_worker", "--batch", "--no-reload", "--no-startup-delay", stdout=out, stderr=out)
+    return out.getvalue()
+
+
+def test_a_face_keeps_the_crop_the_model_saw(tiny_active, user):
+    face = reviewed_faces(user, 1)[0]
+    crop = retraining.face_crop(face)
+    assert crop.shape == (INPUT_SIZE, INPUT_SIZE) and crop.dtype == np.uint8
+    # A face stored before crops were kept is cut from its image by its box: the same pixels here,
+    # since the capture is the crop itself (PNG, lossless; the stored JPEG is close, not equal).
+    Face.objects.filter(pk=face.pk).update(crop=None)
+    recut = retraining.face_crop(Face.objects.select_related("capture").get(pk=face.pk))
+    assert recut.shape == crop.shape and np.abs(recut.astype(int) - crop).mean() < 4
+
+
+def test_the_split_is_by_capture_and_fixed():
+    splits = [retraining.split_of(capture_id) for capture_id in range(1, 2001)]
+    assert splits == [retraining.split_of(capture_id) for capture_id in range(1, 2001)]
+    shares = {name: splits.count(name) / len(splits) for name in ("train", "validation", "held_out")}
+    assert shares["held_out"] == pytest.approx(0.2, abs=0.03) and shares["validation"] == pytest.approx(0.1, abs=0.03)
+
+
+def test_too_few_reviewed_faces_is_refused_saying_how_many(tiny_active, staff_user):
+    reviewed_faces(staff_user, 10)
+    with pytest.raises(RetrainRefused, match=r"at least 40 reviewed faces, with 2 of each expression; there are 10"):
+        retraining.retrain_request(requested_by=staff_user)
+    assert not TrainingJob.objects.exists()
+
+
+def test_a_missing_expression_is_refused_by_name(tiny_active, staff_user, settings):
+    settings.EMOTIONSITE_RETRAIN["min_faces"] = 5
+    faces = reviewed_faces(staff_user, 40)
+    disgust = [face for face in faces if face.true_label == "disgust"]
+    Face.objects.filter(pk__in=[face.pk for face in disgust]).delete()
+    with pytest.raises(RetrainRefused, match=r"\(disgust 0\)"):
+        retraining.retrain_request(requested_by=staff_user)
+
+
+def test_a_second_request_is_refused_while_one_is_unfinished(tiny_active, staff_user):
+    reviewed_faces(staff_user, 60)
+    first = retraining.retrain_request(requested_by=staff_user)
+    with pytest.raises(RetrainRefused, match=rf"Training job {first.pk} is queued: one job runs at a time"):
+        retraining.retrain_request(requested_by=staff_user)
+    # The database holds the line too, should two requests pass the check at once.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        TrainingJob.objects.create(requested_by=staff_user, base_version=tiny_active, state="running")
+    retraining.training_job_cancel(job=first)
+    assert retraining.retrain_request(requested_by=staff_user).state == TrainingJob.State.QUEUED
+
+
+@pytest.mark.slow
+def test_a_job_runs_in_the_worker_and_its_better_candidate_goes_live(tiny_active, staff_user, settings, run_on_commit):
+    reviewed_faces(staff_user, 60)
+    settings.EMOTIONSITE_RETRAIN["promotion_margin"] = 1.0  # any candidate that is not 100 points worse
+    with run_on_commit():
+        job = retraining.retrain_request(requested_by=staff_user)
+    assert DBTaskResult.objects.get().args_kwargs == {"args": [job.pk], "kwargs": {}}
+
+    run_worker()
+
+    job.refresh_from_db()
+    assert job.state == TrainingJob.State.SUCCEEDED, job.error
+    candidate = job.model_version
+    assert candidate.state == ModelVersion.State.ACTIVE and selectors.active_model_version() == candidate
+    assert candidate.parent == tiny_active and ModelVersion.objects.get(pk=tiny_active.pk).state == "candidate"
+    assert candidate.decision.startswith("Activated: accuracy on ")
+    held_out = candidate.metrics["held_out"]
+    assert held_out["active_version"] == "tiny-1" and held_out["count"] == sum(
+        candidate.training["reviewed_faces"]["held_out"].values()
+    )
+    assert 0 <= held_out["candidate"]["accuracy"] <= 1 and set(held_out["candidate"]["recall"]) == set(EXPRESSIONS)
+    summary = candidate.training["reviewed_faces"]
+    assert sum(sum(split.values()) for split in summary.values()) == 60
+    assert candidate.training["reference_data"] is None and candidate.training["reference_images"] == 0
+    assert job.progress["phase"] == "evaluating" and job.started_at <= job.finished_at
+    # The folder is final, immutable, and says the same as the row; the work folder is gone.
+    folder = Path(settings.EMOTIONSITE_MODEL_DIR) / candidate.path
+    metadata = json.loads((folder / "model.json").read_text())
+    assert metadata["version"] == candidate.version and metadata["parent"] == "tiny-1"
+    assert metadata["decision"] == candidate.decision and metadata["metrics"]["held_out"] == held_out
+    assert sorted(path.name for path in folder.parent.iterdir()) == sorted(["tiny-1", candidate.version])
+
+
+@pytest.mark.slow
+def test_a_candidate_worse_than_the_margin_is_kept_as_rejected(tiny_active, staff_user, settings):
+    reviewed_faces(staff_user, 60)
+    settings.EMOTIONSITE_RETRAIN["promotion_margin"] = -1.0  # it would have to be 100 points better
+    job = retraining.retrain_request(requested_by=staff_user)
+    retraining.training_job_run(job.pk)
+
+    job.refresh_from_db()
+    assert job.state == TrainingJob.State.SUCCEEDED
+    assert job.model_version.state == ModelVersion.State.REJECTED
+    assert selectors.active_model_version() == tiny_active
+    assert job.model_version.decision.startswith("Rejected: accuracy on ")
+    assert "(worse by more than the margin)" in job.model_version.decision
+
+
+def test_the_decision_compares_every_evaluation_within_the_margin(tiny_active):
+    def scores(candidate: float, active: float) -> dict:
+        return {"count": 50, "candidate": {"accuracy": candidate}, "active": {"accuracy": active}}
+
+    decide = retraining._decide
+    assert decide({"held_out": scores(0.70, 0.70)}, tiny_active, margin=0.0)[0]
+    assert not decide({"held_out": scores(0.69, 0.70)}, tiny_active, margin=0.0)[0]
+    assert decide({"held_out": scores(0.69, 0.70)}, tiny_active, margin=0.02)[0]
+    promoted, decision = decide(
+        {"held_out": scores(0.80, 0.70), "public_test": scores(0.60, 0.68)}, tiny_active, margin=0.01
+    )
+    assert not promoted
+    assert decision == (
+        "Rejected: accuracy on 50 held-out reviewed faces 80.0% against 70.0%; on 50 FER2013 PublicTest 60.0% "
+        "against 68.0% (worse by more than the margin) for tiny-1; margin 1.0%."
+    )
+
+
+def test_cancelling_a_queued_job_ends_it_before_it_starts(tiny_active, staff_user):
+    reviewed_faces(staff_user, 60)
+    job = retraining.training_job_cancel(job=retraining.retrain_request(requested_by=staff_user))
+    assert job.state == TrainingJob.State.CANCELLED and job.finished_at
+    retraining.training_job_run(job.pk)  # the worker finds it cancelled and leaves it
+    job.refresh_from_db()
+    assert job.state == TrainingJob.State.CANCELLED and job.model_version is None
+    with pytest.raises(RetrainRefused, match=f"Training job {job.pk} has already cancelled"):
+        retraining.training_job_cancel(job=job)
+
+
+@pytest.mark.slow
+def test_a_running_job_stops_when_cancelled_and_keeps_nothing(tiny_active, staff_user, settings, monkeypatch):
+    reviewed_faces(staff_user, 60)
+    job = retraining.retrain_request(requested_by=staff_user)
+    real_on_progress = retraining._JobChannel.on_progress
+
+    def cancel_during_training(channel, progress):
+        real_on_progress(channel, progress)
+        TrainingJob.objects.filter(pk=channel.job_id).update(cancel_requested=True)  # as the staff page does
+
+    monkeypatch.setattr(retraining, "HEARTBEAT_SECONDS", 0.0)
+    monkeypatch.setattr(retraining._JobChannel, "on_progress", cancel_during_training)
+    retraining.training_job_run(job.pk)
+
+    job.refresh_from_db()
+    assert job.state == TrainingJob.State.CANCELLED and job.progress["epoch"] == 1 and job.progress["step"] == 1
+    assert ModelVersion.objects.count() == 1 and selectors.active_model_version() == tiny_active
+    assert [path.name for path in Path(settings.EMOTIONSITE_MODEL_DIR).iterdir()] == ["tiny-1"]
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_worker_fails_its_job_once_stale_and_leaves_the_site_as_it_was(
+    settings, tmp_path, tiny_models_dir, media_dir
+):
+    """The worker is a real `manage.py db_worker` process, killed (SIGKILL) in the middle of training."""
+    tiny = retrain_site(settings, tmp_path, tiny_models_dir)
+    staff = make_user("admin", staff=True)
+    reviewed_faces(staff, 60)
+    settings.EMOTIONSITE_RETRAIN["epochs"] = 500  # far longer than the test waits
+    job = retraining.retrain_request(requested_by=staff)  # no atomic block here: committed, and enqueued
+
+    environment = os.environ | {
+        "DATABASE_URL": f"sqlite:///{settings.DATABASES['default']['NAME']}",
+        "EMOTIONSITE_MODEL_DIR": str(settings.EMOTIONSITE_MODEL_DIR),
+        "EMOTIONSITE_MEDIA_DIR": str(media_dir),
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "db_worker", "--no-reload", "--no-startup-delay", "--interval", "0.2"],
+        cwd=settings.BASE_DIR,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not TrainingJob.objects.get(pk=job.pk).progress.get("epoch", 0) >= 2:
+            assert worker.poll() is None, worker.stderr.read().decode()
+            assert time.monotonic() < deadline, "the worker never got into its second epoch"
+            time.sleep(0.2)
+        work_folder = Path(settings.EMOTIONSITE_MODEL_DIR) / f".training-job-{job.pk}"
+        assert (work_folder / "run" / "state.json").is_file()  # an epoch's checkpoint is on disk
+    finally:
+        worker.kill()
+        worker.wait()
+        worker.stderr.close()
+
+    assert TrainingJob.objects.get(pk=job.pk).state == TrainingJob.State.RUNNING  # nobody knows yet
+    assert retraining.training_jobs_fail_stale() == []  # silent for less than stale_seconds: still running
+    settings.EMOTIONSITE_RETRAIN["stale_seconds"] = 1
+    time.sleep(1.5)
+    assert [stale.pk for stale in retraining.training_jobs_fail_stale()] == [job.pk]
+
+    job.refresh_from_db()
+    assert job.state == TrainingJob.State.FAILED and job.error.startswith("The worker stopped: no sign of life since")
+    assert selectors.active_model_version() == tiny and ModelVersion.objects.count() == 1
+    assert [path.name for path in Path(settings.EMOTIONSITE_MODEL_DIR).iterdir()] == ["tiny-1"]
+    # And the next request may run.
+    assert retraining.retrain_request(requested_by=staff).state == TrainingJob.State.QUEUED
