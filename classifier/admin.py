@@ -6,8 +6,8 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from classifier import services
-from classifier.models import Capture, Face, ModelVersion
+from classifier import retraining, selectors, services
+from classifier.models import Capture, Face, ModelVersion, TrainingJob
 
 
 def _thumbnail(capture_id: int, size: int = 64) -> str:
@@ -120,17 +120,35 @@ class FaceAdmin(admin.ModelAdmin):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ["version", "state", "validation_accuracy", "face_count", "parent", "created_at", "path"]
+    list_display = ["version", "state", "validation_accuracy", "face_count", "parent", "created_at", "problem"]
     list_filter = ["state"]
     search_fields = ["version"]
-    readonly_fields = ["version", "path", "state", "parent", "metrics", "training", "created_at", "registered_at"]
-    actions = ["activate"]
+    readonly_fields = [
+        "version",
+        "path",
+        "state",
+        "parent",
+        "decision",
+        "problem",
+        "metrics",
+        "training",
+        "created_at",
+        "registered_at",
+    ]
+    actions = ["activate", "retrain"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ModelVersion]:
         return super().get_queryset(request).select_related("parent").annotate(face_count=Count("faces"))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # versions are registered from their folders: `python manage.py register_models`
+        return False  # versions come from retraining, or from their folders: `python manage.py register_models`
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        for broken in selectors.model_versions_with_problems():
+            self.message_user(
+                request, f"Model version {broken.version} cannot be used: {broken.problem}", messages.WARNING
+            )
+        return super().changelist_view(request, extra_context)
 
     @admin.display(description="Validation accuracy")
     def validation_accuracy(self, model_version: ModelVersion) -> str:
@@ -146,5 +164,53 @@ class ModelVersionAdmin(admin.ModelAdmin):
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one model version to activate.", messages.ERROR)
             return
-        model_version = services.model_version_activate(model_version=queryset.get())
+        try:
+            model_version = services.model_version_activate(model_version=queryset.get())
+        except services.ModelUnavailable as error:
+            self.message_user(request, str(error), messages.ERROR)
+            return
         self.message_user(request, f"{model_version.version} is now the active model version.")
+
+    @admin.action(description="Retrain the model (from the selected version)")
+    def retrain(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+        if queryset.count() != 1:
+            self.message_user(request, "Select the one model version to fine-tune from.", messages.ERROR)
+            return
+        try:
+            job = retraining.retrain_request(requested_by=request.user, base_version=queryset.get())
+        except retraining.RetrainRefused as refusal:
+            self.message_user(request, str(refusal), messages.ERROR)
+            return
+        url = reverse("classifier:training")
+        self.message_user(
+            request, format_html('Training job {} is queued. <a href="{}">Follow it here</a>.', job.pk, url)
+        )
+
+
+@admin.register(TrainingJob)
+class TrainingJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "state", "base_version", "model_version", "requested_by", "created_at", "finished_at"]
+    list_filter = ["state"]
+    list_select_related = ["base_version", "model_version", "requested_by"]
+    readonly_fields = [field.name for field in TrainingJob._meta.fields]
+    actions = ["cancel"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # a job is requested from the model versions' "Retrain" action or the training page
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # the worker writes it
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        retraining.training_jobs_fail_stale()
+        return super().changelist_view(request, extra_context)
+
+    @admin.action(description="Cancel the selected jobs")
+    def cancel(self, request: HttpRequest, queryset: QuerySet[TrainingJob]) -> None:
+        for job in queryset:
+            try:
+                retraining.training_job_cancel(job=job)
+            except retraining.RetrainRefused as refusal:
+                self.message_user(request, str(refusal), messages.WARNING)
+            else:
+                self.message_user(request, f"Training job {job.pk} is cancelled.")

@@ -176,3 +176,31 @@ class TrainingJob(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.state not in self.UNFINISHED
+
+    @property
+    def fraction_done(self) -> float | None:
+        """The share of training steps done; None before training starts."""
+        if self.state == self.State.SUCCEEDED:
+            return 1.0
+        progress = self.progress
+        if not progress.get("steps"):
+            return None
+        done = (progress["epoch"] - 1) * progress["steps"] + progress["step"]
+        return done / (progress["epochs"] * progress["steps"])
+
+    @property
+    def progress_summary(self) -> str:
+        """One line for people: where the job is, e.g. "epoch 2 of 6, loss 1.234, validation 61.5%, 1 min 5 s left"."""
+        progress = self.progress
+        if self.state == self.State.QUEUED:
+            return "waiting for the worker"
+        if self.is_finished or progress.get("phase") != "training":
+            return progress.get("phase", "") if self.state == self.State.RUNNING else ""
+        parts = [f"epoch {progress['epoch']} of {progress['epochs']}", f"loss {progress['loss']:.3f}"]
+        if progress.get("validation_accuracy") is not None:
+            parts.append(f"validation {progress['validation_accuracy']:.1%}")
+        minutes, seconds = divmod(int(progress["seconds_left"]), 60)
+        parts.append(f"{minutes} min {seconds} s left" if minutes else f"{seconds} s left")
+        if self.cancel_requested:
+            parts.append("stopping")
+        return ", ".join(parts)

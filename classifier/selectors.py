@@ -8,7 +8,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from accounts.models import User
-from classifier.models import Capture, Face, ModelVersion
+from classifier.models import Capture, Face, ModelVersion, TrainingJob
 from ml.labels import EXPRESSIONS
 
 
@@ -74,6 +74,15 @@ def active_model_version() -> ModelVersion | None:
 
 def model_version_list() -> QuerySet[ModelVersion]:
     return ModelVersion.objects.select_related("parent").order_by("-created_at")
+
+
+def training_job_list() -> QuerySet[TrainingJob]:
+    return TrainingJob.objects.select_related("requested_by", "base_version", "model_version")
+
+
+def model_versions_with_problems() -> QuerySet[ModelVersion]:
+    """Versions whose folder is missing or could not be loaded, newest first."""
+    return ModelVersion.objects.exclude(problem="").order_by("-created_at")
 
 
 @dataclass(frozen=True)

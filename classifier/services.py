@@ -6,6 +6,7 @@ import uuid
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from django.conf import settings
@@ -23,6 +24,9 @@ from classifier.inference import ModelUnavailable
 from classifier.models import Capture, Expression, Face, ModelVersion
 from ml.faces import FaceFinding, FoundFace, find_faces
 from ml.labels import EXPRESSIONS
+
+if TYPE_CHECKING:
+    from ml.predictor import Predictor
 
 __all__ = [
     "ImageRefused",
@@ -58,10 +62,7 @@ def capture_create(*, owner: User, image: UploadedFile, source: Capture.Source =
         max_bytes=settings.EMOTIONSITE_MAX_UPLOAD_BYTES,
         max_pixels=settings.EMOTIONSITE_MAX_PIXELS,
     )
-    model_version = active_model_version_ensured()
-    if model_version is None:
-        raise NoModelVersion(f"No model version is active and none was found in {settings.EMOTIONSITE_MODEL_DIR}.")
-    predictor = inference.predictor_for(model_version)
+    model_version, predictor = active_predictor()
     finding = _find_faces(picture)
     if finding.faces:
         probabilities = predictor.predict(np.stack([face.crop for face in finding.faces]))
@@ -172,6 +173,50 @@ def face_review(*, face: Face, reviewer: User, true_label: Expression | str | No
     return face
 
 
+def active_predictor() -> "tuple[ModelVersion, Predictor]":
+    """The active model version and its loaded Predictor.
+
+    When the active version cannot be loaded (its folder is gone or corrupt), that is recorded as its
+    problem and the last good version takes over, so one broken folder does not fail every request.
+    Raises ModelUnavailable when no version can predict.
+    """
+    while True:
+        model_version = active_model_version_ensured()
+        if model_version is None:
+            raise NoModelVersion(f"No model version is active and none was found in {settings.EMOTIONSITE_MODEL_DIR}.")
+        try:
+            return model_version, inference.predictor_for(model_version)
+        except ModelUnavailable as error:
+            # Each turn marks one more version broken, so this ends.
+            if model_version_fail(model_version=model_version, problem=str(error)) is None:
+                raise
+
+
+def model_version_fail(*, model_version: ModelVersion, problem: str) -> ModelVersion | None:
+    """Record why this version cannot be used; if it was active, activate the last good version instead.
+
+    Returns the version now active in its place, or None when it was not active or no other can take over.
+    """
+    model_version.problem = problem
+    model_version.save(update_fields=["problem"])
+    if model_version.state != ModelVersion.State.ACTIVE:
+        return None
+    fallback = _last_good_version(Path(settings.EMOTIONSITE_MODEL_DIR), besides=model_version)
+    if fallback is None:
+        logger.error("Model version %s cannot be used (%s) and no other version can take over", model_version, problem)
+        return None
+    logger.error("Model version %s cannot be used (%s); falling back to %s", model_version, problem, fallback)
+    return model_version_activate(model_version=fallback)
+
+
+def _last_good_version(model_dir: Path, *, besides: ModelVersion | None = None) -> ModelVersion | None:
+    """The newest version that is neither rejected nor known broken and whose folder is there."""
+    usable = ModelVersion.objects.exclude(state=ModelVersion.State.REJECTED).filter(problem="").order_by("-created_at")
+    if besides is not None:
+        usable = usable.exclude(pk=besides.pk)
+    return next((version for version in usable if _folder_exists(version, model_dir)), None)
+
+
 def active_model_version_ensured() -> ModelVersion | None:
     """The active model version; when there is none, the model folders are registered first (on a fresh site)."""
     model_version = selectors.active_model_version()
@@ -217,13 +262,10 @@ def model_versions_register(*, model_dir: Path | None = None) -> list[ModelVersi
             )
             known.add(version)
         active = ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE).first()
-        if active is None or not _folder_exists(active, model_dir):
-            usable = ModelVersion.objects.exclude(state=ModelVersion.State.REJECTED).order_by("-created_at")
-            newest = next((version for version in usable if _folder_exists(version, model_dir)), None)
-            if newest is not None:
-                if active is not None:
-                    logger.warning("Model version %s has no folder any more; activating %s", active, newest)
-                model_version_activate(model_version=newest)
+        if active is not None and not _folder_exists(active, model_dir):
+            model_version_fail(model_version=active, problem=f"its folder {model_dir / active.path} is missing")
+        elif active is None and (newest := _last_good_version(model_dir)) is not None:
+            model_version_activate(model_version=newest)
     return registered
 
 
@@ -234,14 +276,18 @@ def _folder_exists(model_version: ModelVersion, model_dir: Path) -> bool:
 def model_version_activate(*, model_version: ModelVersion) -> ModelVersion:
     """Make this the one active model version; the one before becomes a candidate.
 
-    Every worker loads it on its next prediction (classifier.inference).
+    Every worker loads it on its next prediction (classifier.inference). A problem recorded for it is
+    cleared: activating is how staff say the folder has been repaired; if not, it is found again.
+    Raises ModelUnavailable when its folder is missing.
     """
+    if not _folder_exists(model_version, Path(settings.EMOTIONSITE_MODEL_DIR)):
+        raise ModelUnavailable(f"{model_version} cannot be activated: its folder {model_version.path} is missing.")
     with transaction.atomic():
         ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE).exclude(pk=model_version.pk).update(
             state=ModelVersion.State.CANDIDATE
         )
-        model_version.state = ModelVersion.State.ACTIVE
-        model_version.save(update_fields=["state"])
+        model_version.state, model_version.problem = ModelVersion.State.ACTIVE, ""
+        model_version.save(update_fields=["state", "problem"])
     return model_version
 
 

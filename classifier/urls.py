@@ -16,4 +16,12 @@ urlpatterns = [
     ),
     path("faces/<int:face_id>/review/", views.face_review, name="face_review"),
     path("accuracy/", views.accuracy, name="accuracy"),
+    path("staff/training/", views.training, name="training"),
+    path("staff/training/retrain/", views.retrain, name="retrain"),
+    path("staff/training/jobs/<int:job_id>/cancel/", views.training_job_cancel, name="training_job_cancel"),
+    path(
+        "staff/training/versions/<int:version_id>/activate/",
+        views.model_version_activate,
+        name="model_version_activate",
+    ),
 ]

@@ -5,25 +5,27 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.db import DatabaseError, connection
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from rest_framework.decorators import api_view, schema
 from rest_framework.request import Request
 
-from classifier import charts, selectors, services
+from classifier import charts, retraining, selectors, services
 from classifier.forms import CaptureFilterForm, CaptureForm, ReviewForm
 from classifier.images import declared_body_too_large
 from classifier.models import Capture
 
 CAPTURES_PER_PAGE = 20
+TRAINING_JOBS_SHOWN = 20
 # The accuracy page's `?days=` choices; anything else means all time.
 ACCURACY_PERIODS = {"": "All time", "90": "Last 90 days", "30": "Last 30 days"}
 
@@ -170,15 +172,91 @@ def accuracy(request: HttpRequest) -> HttpResponse:
     )
 
 
+@staff_member_required
+@require_GET
+def training(request: HttpRequest) -> HttpResponse:
+    """Staff: retrain the model, follow the jobs (the page's script polls the API), activate any version."""
+    retraining.training_jobs_fail_stale()
+    counts = retraining.reviewed_face_counts()
+    return render(
+        request,
+        "classifier/training.html",
+        {
+            "jobs": selectors.training_job_list()[:TRAINING_JOBS_SHOWN],
+            "model_versions": selectors.model_version_list(),
+            "reviewed_counts": counts,
+            "reviewed_total": sum(counts.values()),
+            "refusal": retraining.retrain_refusal(counts),
+            "reference_data": settings.EMOTIONSITE_REFERENCE_DATA,
+            "retrain_settings": settings.EMOTIONSITE_RETRAIN,
+        },
+    )
+
+
+@staff_member_required
+@require_POST
+def retrain(request: HttpRequest) -> HttpResponse:
+    use_reference_data = request.POST.get("use_reference_data") == "on"
+    try:
+        job = retraining.retrain_request(requested_by=request.user, use_reference_data=use_reference_data)
+    except retraining.RetrainRefused as refusal:
+        messages.error(request, str(refusal))
+    else:
+        messages.success(request, f"Training job {job.pk} is queued.")
+    return redirect("classifier:training")
+
+
+@staff_member_required
+@require_POST
+def training_job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = get_object_or_404(selectors.training_job_list(), pk=job_id)
+    try:
+        job = retraining.training_job_cancel(job=job)
+    except retraining.RetrainRefused as refusal:
+        messages.error(request, str(refusal))
+    else:
+        done = "is cancelled" if job.state == job.State.CANCELLED else "will stop within a few seconds"
+        messages.success(request, f"Training job {job.pk} {done}.")
+    return redirect("classifier:training")
+
+
+@staff_member_required
+@require_POST
+def model_version_activate(request: HttpRequest, version_id: int) -> HttpResponse:
+    model_version = get_object_or_404(selectors.model_version_list(), pk=version_id)
+    try:
+        services.model_version_activate(model_version=model_version)
+    except services.ModelUnavailable as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"{model_version.version} is now the active model version.")
+    return redirect("classifier:training")
+
+
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:
-    """For the container's health check: is the database reachable, and which model version is active."""
+    """For the container's health check: is the database reachable, and which model version serves.
+
+    It loads the active version (once per process), so a missing or corrupt folder is found here and the
+    last good version takes over; `model_problems` names every version that cannot be used, and why.
+    """
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        model_version = services.active_model_version_ensured()
     except DatabaseError as error:
         return JsonResponse({"status": "error", "database": f"error: {error}", "model_version": None}, status=503)
-    if model_version is None:
-        return JsonResponse({"status": "error", "database": "ok", "model_version": None}, status=503)
-    return JsonResponse({"status": "ok", "database": "ok", "model_version": model_version.version})
+    try:
+        model_version, _ = services.active_predictor()
+    except services.ModelUnavailable:
+        model_version = None
+    problems = [
+        {"version": broken.version, "problem": broken.problem} for broken in selectors.model_versions_with_problems()
+    ]
+    report = {
+        "status": "ok" if model_version and not problems else "degraded" if model_version else "error",
+        "database": "ok",
+        "model_version": model_version.version if model_version else None,
+    }
+    if problems:
+        report["model_problems"] = problems
+    return JsonResponse(report, status=200 if model_version else 503)

@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
-from classifier.models import Capture, Expression, Face, ModelVersion
+from classifier.models import Capture, Expression, Face, ModelVersion, TrainingJob
 from ml.labels import EXPRESSIONS
 
 
@@ -88,7 +88,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ModelVersion
-        fields = ["version", "state", "is_active", "parent", "metrics", "training", "created_at"]
+        fields = ["version", "state", "is_active", "parent", "metrics", "training", "decision", "problem", "created_at"]
         read_only_fields = fields
 
     def get_is_active(self, model_version: ModelVersion) -> bool:
@@ -148,3 +148,48 @@ class AccuracySerializer(serializers.Serializer):
 
     def get_scope(self, summary) -> str:
         return self.context["scope"]
+
+
+class TrainingJobSerializer(serializers.ModelSerializer):
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    base_version = serializers.SlugRelatedField(slug_field="version", read_only=True, allow_null=True)
+    model_version = serializers.SlugRelatedField(slug_field="version", read_only=True, allow_null=True)
+    fraction_done = serializers.FloatField(read_only=True, allow_null=True, help_text="share of training steps done")
+    progress_summary = serializers.CharField(read_only=True, help_text="where the job is, in words")
+    progress = serializers.DictField(
+        help_text="phase, and while training: epoch, epochs, step, steps, loss, validation_accuracy, seconds_left"
+    )
+
+    class Meta:
+        model = TrainingJob
+        fields = [
+            "id",
+            "state",
+            "requested_by",
+            "base_version",
+            "options",
+            "progress",
+            "fraction_done",
+            "progress_summary",
+            "cancel_requested",
+            "error",
+            "model_version",
+            "created_at",
+            "started_at",
+            "heartbeat_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class TrainingJobCreateSerializer(serializers.Serializer):
+    base_version = serializers.SlugRelatedField(
+        slug_field="version",
+        queryset=ModelVersion.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="the version to fine-tune; default the active one",
+    )
+    use_reference_data = serializers.BooleanField(
+        default=True, help_text="mix in the reference data set, when the site has one configured"
+    )

@@ -8,11 +8,13 @@ from classifier.api import views
 router = SimpleRouter(trailing_slash=True)
 router.register("captures", views.CaptureViewSet, basename="capture")
 router.register("faces", views.FaceViewSet, basename="face")
+router.register("training-jobs", views.TrainingJobViewSet, basename="training-job")
 
 api_v1 = [
     path("auth/token/", obtain_auth_token, name="token"),
     path("accuracy/", views.AccuracyView.as_view(), name="accuracy"),
     path("models/", views.ModelVersionListView.as_view(), name="model-version-list"),
+    path("models/<str:version>/activate/", views.ModelVersionActivateView.as_view(), name="model-version-activate"),
     *router.urls,
 ]
 

@@ -1,16 +1,18 @@
 """API endpoints: every queryset starts from what the requesting user may see, so another user's id is a 404."""
 
 from django.conf import settings
+from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from classifier import selectors, services
-from classifier.api.errors import PayloadTooLarge, ServiceUnavailable
+from classifier import retraining, selectors, services
+from classifier.api.errors import Conflict, PayloadTooLarge, ServiceUnavailable
 from classifier.api.serializers import (
     AccuracyQuerySerializer,
     AccuracySerializer,
@@ -20,6 +22,8 @@ from classifier.api.serializers import (
     FaceReviewSerializer,
     FaceSerializer,
     ModelVersionSerializer,
+    TrainingJobCreateSerializer,
+    TrainingJobSerializer,
 )
 from classifier.images import declared_body_too_large
 
@@ -109,3 +113,62 @@ class ModelVersionListView(APIView):
     @extend_schema(responses=ModelVersionSerializer(many=True))
     def get(self, request: Request) -> Response:
         return Response(ModelVersionSerializer(selectors.model_version_list(), many=True).data)
+
+
+class ModelVersionActivateView(APIView):
+    """Staff: make this version the active one (a rollback is activating an earlier version)."""
+
+    permission_classes = [permissions.IsAdminUser]
+
+    @extend_schema(request=None, responses={200: ModelVersionSerializer, 409: OpenApiResponse(description="no folder")})
+    def post(self, request: Request, version: str) -> Response:
+        model_version = get_object_or_404(selectors.model_version_list(), version=version)
+        try:
+            services.model_version_activate(model_version=model_version)
+        except services.ModelUnavailable as error:
+            raise Conflict(str(error)) from None
+        return Response(ModelVersionSerializer(model_version).data)
+
+
+@extend_schema_view(
+    create=extend_schema(
+        request=TrainingJobCreateSerializer,
+        responses={
+            201: TrainingJobSerializer,
+            409: OpenApiResponse(description="too few reviewed faces, or a job is already queued or running"),
+        },
+    ),
+)
+class TrainingJobViewSet(
+    mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Staff: retraining jobs, newest first; request one, follow its progress, cancel it."""
+
+    serializer_class = TrainingJobSerializer
+    permission_classes = [permissions.IsAdminUser]
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
+
+    def get_queryset(self):
+        return selectors.training_job_list()
+
+    def list(self, request: Request, *args, **kwargs) -> Response:
+        retraining.training_jobs_fail_stale()
+        return super().list(request, *args, **kwargs)
+
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        options = TrainingJobCreateSerializer(data=request.data)
+        options.is_valid(raise_exception=True)
+        try:
+            job = retraining.retrain_request(requested_by=request.user, **options.validated_data)
+        except retraining.RetrainRefused as refusal:
+            raise Conflict(str(refusal)) from None
+        return Response(self.get_serializer(job).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: TrainingJobSerializer, 409: OpenApiResponse(description="ended")})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        try:
+            job = retraining.training_job_cancel(job=self.get_object())
+        except retraining.RetrainRefused as refusal:
+            raise Conflict(str(refusal)) from None
+        return Response(self.get_serializer(job).data)

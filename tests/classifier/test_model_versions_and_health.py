@@ -8,8 +8,8 @@ from django.core.management import call_command
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 
-from classifier import inference
-from classifier.models import ModelVersion
+from classifier import inference, services
+from classifier.models import Capture, ModelVersion
 from tests.classifier.corpus import face_photo_bytes, make_capture, nothing_stored, upload
 
 
@@ -69,23 +69,82 @@ def test_a_fresh_site_registers_its_models_on_first_use(user, two_versions_dir, 
     assert make_capture(user).model_version.version == "tiny-2"
 
 
-def test_a_corrupt_model_folder_makes_uploads_say_the_model_is_unavailable(
-    user_client, two_versions_dir, media_dir, caplog
-):
-    broken = two_versions_dir / "tiny-broken"
-    shutil.copytree(two_versions_dir / "tiny-1", broken)
-    (broken / "model.json").write_text((broken / "model.json").read_text().replace('"tiny-1"', '"tiny-broken"'))
+def corrupt_copy(models_dir: Path, source: str, version: str) -> Path:
+    """A copy of a version folder under a new version name, its parameters overwritten with junk."""
+    broken = models_dir / version
+    shutil.copytree(models_dir / source, broken)
+    metadata = json.loads((broken / "model.json").read_text())
+    metadata.update(version=version, created_at="2100-01-01T00:00:00+00:00")
+    (broken / "model.json").write_text(json.dumps(metadata))
     (broken / "inference.pdiparams").write_bytes(b"not parameters")
-    register("--activate", "tiny-broken")
+    return broken
+
+
+def test_a_corrupt_active_folder_at_start_up_is_reported_and_the_last_good_version_takes_over(
+    client, admin_client, user, two_versions_dir, media_dir, caplog
+):
+    corrupt_copy(two_versions_dir, "tiny-1", "tiny-broken")
+    register()
+    services.model_version_activate(model_version=ModelVersion.objects.get(version="tiny-broken"))
+
+    output = register()  # what every start runs
+    assert "Active model version: tiny-2" in output
+    assert "Model version tiny-broken cannot be used" in output and "cannot load the model" in output
+    broken = ModelVersion.objects.get(version="tiny-broken")
+    assert broken.state == "candidate"
+    assert "cannot load the model" in broken.problem
+
+    health = client.get("/healthz").json()
+    assert health["status"] == "degraded" and health["model_version"] == "tiny-2"
+    assert health["model_problems"] == [{"version": "tiny-broken", "problem": broken.problem}]
+    page = admin_client.get("/admin/classifier/modelversion/").content.decode()
+    assert "Model version tiny-broken cannot be used" in page
+    assert make_capture(user).model_version.version == "tiny-2"
+
+
+def test_a_folder_corrupted_while_the_site_runs_falls_back_on_the_next_upload(user_client, two_versions_dir, media_dir):
+    corrupt_copy(two_versions_dir, "tiny-1", "tiny-broken")
+    register("--activate", "tiny-1")  # loads tiny-1 in this process
+    # Activated behind the site's back: the next upload is what finds it broken.
+    ModelVersion.objects.filter(state="active").update(state="candidate")
+    ModelVersion.objects.filter(version="tiny-broken").update(state="active")
+
+    response = user_client.post("/", {"image": upload("me.jpg", face_photo_bytes())})
+    assert response.status_code == 302
+    assert Capture.objects.get().model_version.version == "tiny-2"  # the newest good one
+    assert ModelVersion.objects.get(version="tiny-broken").problem
+
+
+def test_when_no_version_can_be_loaded_uploads_say_the_model_is_unavailable(
+    user_client, client, two_versions_dir, media_dir, caplog, monkeypatch
+):
+    monkeypatch.setattr(inference, "_loaded", None)  # another test's tiny-2, loaded before we broke ours
+    for version in ("tiny-1", "tiny-2"):
+        (two_versions_dir / version / "inference.pdiparams").write_bytes(b"not parameters")
+    register()
 
     response = user_client.post("/", {"image": upload("me.jpg", face_photo_bytes())})
     assert response.status_code == 503
     assert "model is not available" in response.content.decode()
     assert nothing_stored(media_dir)
     assert any(
-        record.levelname == "ERROR" and "tiny-broken cannot be loaded" in record.getMessage()
+        record.levelname == "ERROR" and "no other version can take over" in record.getMessage()
         for record in caplog.records
     )
+    health = client.get("/healthz")
+    assert health.status_code == 503 and health.json()["status"] == "error"
+    assert {problem["version"] for problem in health.json()["model_problems"]} == {"tiny-1", "tiny-2"}
+
+
+def test_a_missing_active_folder_is_named_on_healthz(client, db, two_versions_dir):
+    register()
+    shutil.rmtree(two_versions_dir / "tiny-2")
+    register()
+    health = client.get("/healthz").json()
+    assert health["model_version"] == "tiny-1"
+    assert health["model_problems"] == [
+        {"version": "tiny-2", "problem": f"its folder {two_versions_dir / 'tiny-2'} is missing"}
+    ]
 
 
 def test_activating_an_unknown_version_fails_clearly(db, two_versions_dir):

@@ -1,0 +1,195 @@
+"""The doors to retraining: the staff training page, the admin's action, the API; and rollback from each."""
+
+import shutil
+
+import pytest
+from django.test import Client
+from django_tasks_db.models import DBTaskResult
+from rest_framework.test import APIClient
+
+from classifier import retraining, services
+from classifier.models import ModelVersion, TrainingJob
+from tests.classifier.retrain_site import retrain_site, reviewed_faces
+
+
+@pytest.fixture
+def tiny_active(db, settings, tmp_path, tiny_models_dir) -> ModelVersion:
+    return retrain_site(settings, tmp_path, tiny_models_dir)
+
+
+@pytest.fixture
+def staff_client(staff_user) -> Client:
+    client = Client()
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.fixture
+def staff_api(staff_user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(staff_user)
+    return client
+
+
+@pytest.fixture
+def earlier_version(tiny_active, settings) -> ModelVersion:
+    """A second version, older than tiny-1 and not active: what a rollback goes back to."""
+    shutil.copytree(settings.EMOTIONSITE_MODEL_DIR / "tiny-1", settings.EMOTIONSITE_MODEL_DIR / "tiny-0")
+    return ModelVersion.objects.create(
+        version="tiny-0", path="tiny-0", state="candidate", created_at="2020-01-01T00:00Z"
+    )
+
+
+def test_only_staff_reach_the_training_page_and_the_jobs_api(tiny_active, user_client, user):
+    assert user_client.get("/staff/training/").status_code == 302  # to the admin's sign-in
+    assert user_client.post("/staff/training/retrain/").status_code == 302
+    api = APIClient()
+    api.force_authenticate(user)
+    assert api.get("/api/v1/training-jobs/").status_code == 403
+    assert api.post("/api/v1/training-jobs/").status_code == 403
+    assert api.post("/api/v1/models/tiny-1/activate/").status_code == 403
+    assert not TrainingJob.objects.exists()
+
+
+def test_the_page_says_why_retraining_is_not_possible_yet(tiny_active, staff_client, staff_user):
+    reviewed_faces(staff_user, 5)
+    page = staff_client.get("/staff/training/").content.decode()
+    assert "5 reviewed faces:" in page
+    assert "Retraining needs at least 40 reviewed faces" in page
+    assert '<button type="submit" id="retrain" disabled>Retrain the model</button>' in page
+
+    response = staff_client.post("/staff/training/retrain/", follow=True)
+    assert "Retraining needs at least 40 reviewed faces" in response.content.decode()
+    assert not TrainingJob.objects.exists()
+
+
+def test_retraining_from_the_page_queues_one_job_and_refuses_a_second(
+    tiny_active, staff_client, staff_user, run_on_commit
+):
+    reviewed_faces(staff_user, 60)
+    with run_on_commit():
+        response = staff_client.post("/staff/training/retrain/", follow=True)
+    job = TrainingJob.objects.get()
+    assert f"Training job {job.pk} is queued." in response.content.decode()
+    assert job.requested_by == staff_user and job.base_version == tiny_active and job.options["reference_data"] is None
+    assert DBTaskResult.objects.get().args_kwargs["args"] == [job.pk]
+    page = response.content.decode()
+    assert f'data-job-id="{job.pk}" data-state="queued"' in page and "waiting for the worker" in page
+
+    response = staff_client.post("/staff/training/retrain/", follow=True)
+    assert f"Training job {job.pk} is queued: one job runs at a time" in response.content.decode()
+    assert TrainingJob.objects.count() == 1
+
+    response = staff_client.post(f"/staff/training/jobs/{job.pk}/cancel/", follow=True)
+    assert f"Training job {job.pk} is cancelled." in response.content.decode()
+    response = staff_client.post(f"/staff/training/jobs/{job.pk}/cancel/", follow=True)
+    assert f"Training job {job.pk} has already cancelled." in response.content.decode()
+
+
+def test_the_reference_data_is_mixed_in_unless_unticked(tiny_active, staff_client, staff_user, settings):
+    settings.EMOTIONSITE_REFERENCE_DATA = "/data/fer2013.csv.gz"
+    reviewed_faces(staff_user, 60)
+    assert "Mix in 64 images of the reference data set" in staff_client.get("/staff/training/").content.decode()
+    staff_client.post("/staff/training/retrain/", {"use_reference_data": "on"})
+    job = TrainingJob.objects.get()
+    assert job.options["reference_data"] == "/data/fer2013.csv.gz" and job.options["reference_images"] == 64
+    retraining.training_job_cancel(job=job)
+    staff_client.post("/staff/training/retrain/")
+    assert TrainingJob.objects.latest("id").options["reference_data"] is None
+
+
+def test_the_api_requests_lists_and_cancels_jobs(tiny_active, staff_api, staff_user):
+    response = staff_api.post("/api/v1/training-jobs/", {}, format="json")
+    assert response.status_code == 409 and "at least 40 reviewed faces" in response.json()["detail"]
+
+    reviewed_faces(staff_user, 60)
+    response = staff_api.post("/api/v1/training-jobs/", {"use_reference_data": False}, format="json")
+    assert response.status_code == 201
+    job = response.json()
+    assert job["state"] == "queued" and job["base_version"] == "tiny-1" and job["requested_by"] == "admin"
+    assert job["progress_summary"] == "waiting for the worker" and job["fraction_done"] is None
+
+    second = staff_api.post("/api/v1/training-jobs/", {}, format="json")
+    assert second.status_code == 409 and "one job runs at a time" in second.json()["detail"]
+    assert staff_api.get("/api/v1/training-jobs/").json()["count"] == 1
+    assert staff_api.get(f"/api/v1/training-jobs/{job['id']}/").json()["id"] == job["id"]
+
+    cancelled = staff_api.post(f"/api/v1/training-jobs/{job['id']}/cancel/")
+    assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+    again = staff_api.post(f"/api/v1/training-jobs/{job['id']}/cancel/")
+    assert again.status_code == 409 and again.json() == {"detail": f"Training job {job['id']} has already cancelled."}
+    assert staff_api.post("/api/v1/training-jobs/999/cancel/").status_code == 404
+
+
+def test_the_api_refuses_a_base_version_that_does_not_exist(tiny_active, staff_api, staff_user):
+    reviewed_faces(staff_user, 60)
+    response = staff_api.post("/api/v1/training-jobs/", {"base_version": "tiny-9"}, format="json")
+    assert response.status_code == 400 and "base_version" in response.json()
+
+
+def test_a_running_jobs_progress_reads_as_a_bar_and_a_line(tiny_active, staff_api, staff_user):
+    job = TrainingJob.objects.create(
+        requested_by=staff_user,
+        base_version=tiny_active,
+        state="running",
+        progress={
+            "phase": "training",
+            "epoch": 2,
+            "epochs": 4,
+            "step": 5,
+            "steps": 10,
+            "loss": 1.23456,
+            "validation_accuracy": 0.615,
+            "seconds_left": 65,
+            "images_per_second": 90.0,
+        },
+    )
+    assert job.fraction_done == pytest.approx(15 / 40)
+    assert job.progress_summary == "epoch 2 of 4, loss 1.235, validation 61.5%, 1 min 5 s left"
+    data = staff_api.get(f"/api/v1/training-jobs/{job.pk}/").json()
+    assert data["fraction_done"] == pytest.approx(0.375) and data["progress_summary"] == job.progress_summary
+
+
+def test_rollback_is_one_click_on_the_page_and_one_call_in_the_api(
+    tiny_active, earlier_version, staff_client, staff_api, settings
+):
+    response = staff_client.post(f"/staff/training/versions/{earlier_version.pk}/activate/", follow=True)
+    assert "tiny-0 is now the active model version." in response.content.decode()
+    assert ModelVersion.objects.get(state="active") == earlier_version
+
+    response = staff_api.post("/api/v1/models/tiny-1/activate/")
+    assert response.status_code == 200 and response.json()["is_active"] is True
+    assert ModelVersion.objects.get(state="active") == tiny_active
+    assert staff_api.post("/api/v1/models/tiny-9/activate/").status_code == 404
+
+    shutil.rmtree(settings.EMOTIONSITE_MODEL_DIR / "tiny-0")
+    response = staff_api.post("/api/v1/models/tiny-0/activate/")
+    assert response.status_code == 409 and "its folder tiny-0 is missing" in response.json()["detail"]
+    assert ModelVersion.objects.get(state="active") == tiny_active
+
+
+def test_the_admin_retrains_from_the_selected_version(tiny_active, earlier_version, admin_client, admin_user):
+    reviewed_faces(admin_user, 60)
+    changelist = "/admin/classifier/modelversion/"
+    response = admin_client.post(
+        changelist, {"action": "retrain", "_selected_action": [earlier_version.pk]}, follow=True
+    )
+    job = TrainingJob.objects.get()
+    assert job.base_version == earlier_version
+    assert f"Training job {job.pk} is queued." in response.content.decode()
+
+    response = admin_client.post(changelist, {"action": "retrain", "_selected_action": [tiny_active.pk]}, follow=True)
+    assert "one job runs at a time" in response.content.decode() and TrainingJob.objects.count() == 1
+
+    response = admin_client.post(
+        "/admin/classifier/trainingjob/", {"action": "cancel", "_selected_action": [job.pk]}, follow=True
+    )
+    assert TrainingJob.objects.get().state == "cancelled"
+    assert admin_client.get(f"/admin/classifier/trainingjob/{job.pk}/change/").status_code == 200
+
+
+def test_a_version_that_cannot_load_is_refused_as_a_base(tiny_active, staff_user):
+    reviewed_faces(staff_user, 60)
+    services.model_version_fail(model_version=tiny_active, problem="inference.pdiparams is missing")
+    with pytest.raises(retraining.RetrainRefused, match="tiny-1 cannot be loaded"):
+        retraining.retrain_request(requested_by=staff_user)
