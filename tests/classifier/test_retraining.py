@@ -81,11 +81,11 @@ def test_a_second_request_is_refused_while_one_is_unfinished(tiny_active, staff_
 
 
 @pytest.mark.slow
-def test_a_job_runs_in_the_worker_and_its_better_candidate_goes_live(tiny_active, staff_user, settings, run_on_commit):
+@pytest.mark.django_db(transaction=True)  # the worker loop closes the database connection between tasks
+def test_a_job_runs_in_the_worker_and_its_better_candidate_goes_live(tiny_active, staff_user, settings):
     reviewed_faces(staff_user, 60)
     settings.EMOTIONSITE_RETRAIN["promotion_margin"] = 1.0  # any candidate that is not 100 points worse
-    with run_on_commit():
-        job = retraining.retrain_request(requested_by=staff_user)
+    job = retraining.retrain_request(requested_by=staff_user)  # committed, so enqueued at once
     assert DBTaskResult.objects.get().args_kwargs == {"args": [job.pk], "kwargs": {}}
 
     run_worker()
