@@ -1,13 +1,19 @@
 """Staff see every capture, face and model version here, with thumbnails; deletes go through the services."""
 
+import base64
+import io
+
+import numpy as np
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
+from PIL import Image
 
 from classifier import retraining, selectors, services
 from classifier.models import Capture, Face, ModelVersion, TrainingJob
+from ml.labels import INPUT_SIZE
 
 
 def _thumbnail(capture_id: int, size: int = 64) -> str:
@@ -101,13 +107,24 @@ class FaceAdmin(admin.ModelAdmin):
     list_filter = ["predicted_label", "true_label", "is_correct", "model_version", "created_at"]
     search_fields = ["capture__owner__username"]
     list_select_related = ["capture__owner", "model_version", "reviewed_by"]
-    readonly_fields = [field.name for field in Face._meta.fields]
+    readonly_fields = ["crop_image", *(field.name for field in Face._meta.fields if field.name != "crop")]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False  # a review is its owner's verdict
+
+    @admin.display(description="Model input")
+    def crop_image(self, face: Face) -> str:
+        """The crop the model saw (and retraining learns from), as an inline PNG; it is never a file of its own."""
+        if face.crop is None:
+            return "–"
+        pixels = np.frombuffer(bytes(face.crop), np.uint8).reshape(INPUT_SIZE, INPUT_SIZE)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="PNG")
+        source = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+        return format_html('<img src="{}" alt="" width="96" height="96" style="image-rendering:pixelated">', source)
 
     @admin.display(description="Capture")
     def thumbnail_image(self, face: Face) -> str:

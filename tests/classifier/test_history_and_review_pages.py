@@ -134,6 +134,8 @@ def test_staff_see_everyones_images_in_the_admin(staff_user, user, model_version
         in client.get("/admin/classifier/capture/").content.decode()
     )
     assert client.get(f"/admin/classifier/capture/{capture.pk}/change/").status_code == 200
+    face_page = client.get(f"/admin/classifier/face/{capture.faces.first().pk}/change/").content.decode()
+    assert "Model input" in face_page and 'src="data:image/png;base64,' in face_page  # the crop, drawn
     # ...but their own pages show only their own captures.
     assert reverse("classifier:capture_detail", args=[capture.pk]) not in client.get(HISTORY).content.decode()
 
