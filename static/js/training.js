@@ -28,6 +28,7 @@
     if (watched.length === 0) return;
     try {
       const response = await fetch(table.dataset.api, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      if (response.status === 401 || response.status === 403) return; // signed out: a reload shows the sign-in
       if (response.ok) {
         const jobs = new Map((await response.json()).results.map((job) => [String(job.id), job]));
         for (const row of watched) {
