@@ -230,4 +230,5 @@ class TrainingJobAdmin(admin.ModelAdmin):
             except retraining.RetrainRefused as refusal:
                 self.message_user(request, str(refusal), messages.WARNING)
             else:
-                self.message_user(request, f"Training job {job.pk} is cancelled.")
+                done = "is cancelled" if job.state == TrainingJob.State.CANCELLED else "will stop within a few seconds"
+                self.message_user(request, f"Training job {job.pk} {done}.")

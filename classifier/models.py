@@ -1,5 +1,7 @@
 """Model versions, captures and their faces; what the database can enforce, it does."""
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q, Value
@@ -32,6 +34,8 @@ class ModelVersion(models.Model):
     problem = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     registered_at = models.DateTimeField(auto_now_add=True)
+    # When it last became active: a fallback goes back to the version that served last, not the newest.
+    activated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -125,6 +129,10 @@ class Face(models.Model):
         return (self.box_x, self.box_y, self.box_width, self.box_height)
 
 
+# A job queued this long most likely has no worker to run it.
+QUEUED_HINT_AFTER = timedelta(minutes=1)
+
+
 class TrainingJob(models.Model):
     """One request to retrain the model, run by the background worker (classifier.tasks.retrain).
 
@@ -193,6 +201,8 @@ class TrainingJob(models.Model):
         """One line for people: where the job is, e.g. "epoch 2 of 6, loss 1.234, validation 61.5%, 1 min 5 s left"."""
         progress = self.progress
         if self.state == self.State.QUEUED:
+            if timezone.now() - self.created_at > QUEUED_HINT_AFTER:
+                return "still waiting for the worker: is `python manage.py db_worker` running?"
             return "waiting for the worker"
         if self.is_finished or progress.get("phase") != "training":
             return progress.get("phase", "") if self.state == self.State.RUNNING else ""

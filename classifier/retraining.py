@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 import zlib
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 from PIL import Image
@@ -49,6 +50,8 @@ HELD_OUT_BUCKETS = {0, 1}
 VALIDATION_BUCKETS = {2}
 
 HEARTBEAT_SECONDS = 1.0  # how often a running job writes its progress and reads its cancel flag
+# How often a running job says it is alive outside training; stale_seconds must be well above it.
+HEARTBEAT_THREAD_SECONDS = 30.0
 
 
 class RetrainRefused(Exception):
@@ -200,8 +203,16 @@ def face_crop(face: Face) -> np.ndarray:
     return crop_whole_image(image.crop((x, y, x + width, y + height)))
 
 
+class JobAbandoned(Exception):
+    """The job's row is no longer running (marked failed as stale): its worker must stop and keep nothing."""
+
+
 class _JobChannel:
-    """The running job's link to its row: progress and heartbeat out, the cancel flag in, at most once a second."""
+    """The running job's link to its row: progress and heartbeat out, the cancel flag in, at most once a second.
+
+    Every write is guarded by the row still being "running": a worker whose job was marked failed
+    (a pause longer than stale_seconds) stops instead of writing over the verdict.
+    """
 
     def __init__(self, job: TrainingJob):
         self.job_id = job.pk
@@ -211,7 +222,8 @@ class _JobChannel:
         if not force and time.monotonic() - self._last_write < HEARTBEAT_SECONDS:
             return
         self._last_write = time.monotonic()
-        TrainingJob.objects.filter(pk=self.job_id).update(progress=progress, heartbeat_at=timezone.now())
+        if not _running(self.job_id).update(progress=progress, heartbeat_at=timezone.now()):
+            raise JobAbandoned(f"training job {self.job_id} is no longer running")
 
     def on_progress(self, progress) -> None:
         figures = {
@@ -231,7 +243,29 @@ class _JobChannel:
         if time.monotonic() - self._last_read < HEARTBEAT_SECONDS:
             return False
         self._last_read = time.monotonic()
-        return TrainingJob.objects.filter(pk=self.job_id, cancel_requested=True).exists()
+        return not _running(self.job_id).filter(cancel_requested=False).exists()
+
+
+class _Heartbeat(threading.Thread):
+    """Beats for the job between progress reports too: reading a large data set, exporting, evaluating."""
+
+    def __init__(self, job_id: int):
+        super().__init__(name=f"training-job-{job_id}-heartbeat", daemon=True)
+        self.job_id = job_id
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(HEARTBEAT_THREAD_SECONDS):
+                _running(self.job_id).update(heartbeat_at=timezone.now())
+        except DatabaseError:
+            logger.exception("Training job %s: the heartbeat could not be written", self.job_id)
+        finally:
+            connection.close()  # this thread's own connection
+
+
+def _running(job_id: int):
+    return TrainingJob.objects.filter(pk=job_id, state=TrainingJob.State.RUNNING)
 
 
 def training_job_run(job_id: int) -> None:
@@ -247,20 +281,30 @@ def training_job_run(job_id: int) -> None:
         return  # cancelled before it started, or already run
     job = TrainingJob.objects.select_related("base_version").get(pk=job_id)
     work_folder = _work_folder(job)
-    outcome = {"state": TrainingJob.State.SUCCEEDED}
+    heartbeat = _Heartbeat(job_id)
+    heartbeat.start()
     try:
-        outcome["model_version"] = _train_and_decide(job, work_folder, _JobChannel(job))
-    except TrainingStopped:
-        outcome = {"state": TrainingJob.State.CANCELLED}
+        _train_and_decide(job, work_folder, _JobChannel(job))
+    except (TrainingStopped, JobCancelled):
+        _running(job_id).update(state=TrainingJob.State.CANCELLED, finished_at=timezone.now())
+    except JobAbandoned:
+        logger.warning("Training job %s was marked failed while it ran; its work is dropped", job_id)
     except Exception as error:
         logger.exception("Training job %s failed", job_id)
-        outcome = {"state": TrainingJob.State.FAILED, "error": str(error) or type(error).__name__}
+        _running(job_id).update(
+            state=TrainingJob.State.FAILED, error=str(error) or type(error).__name__, finished_at=timezone.now()
+        )
     finally:
+        heartbeat.stopped.set()
+        heartbeat.join()
         shutil.rmtree(work_folder, ignore_errors=True)
-    TrainingJob.objects.filter(pk=job_id).update(**outcome, finished_at=timezone.now())
 
 
-def _train_and_decide(job: TrainingJob, work_folder: Path, channel: _JobChannel) -> ModelVersion:
+class JobCancelled(Exception):
+    """Cancel was asked after training ended, before the version was kept: nothing is kept."""
+
+
+def _train_and_decide(job: TrainingJob, work_folder: Path, channel: _JobChannel) -> None:
     from ml.data import read_fer2013_csv
     from ml.export import export_run
     from ml.train import TrainConfig, train
@@ -322,24 +366,53 @@ def _train_and_decide(job: TrainingJob, work_folder: Path, channel: _JobChannel)
         "reference_data": options["reference_data"],
         "reference_images": len(train_set) - len(faces.train),
     }
-    metadata["decision"] = decision
+    # Should the row never be written (the worker killed just after the move), registering the folder
+    # later reads its verdict here and keeps a rejected version rejected.
+    metadata |= {"promoted": promoted, "decision": decision}
     (folder / services.MODEL_METADATA_FILE).write_text(json.dumps(metadata, indent=2))
-    final_folder = Path(settings.EMOTIONSITE_MODEL_DIR) / version
-    os.replace(folder, final_folder)  # the version appears whole, with its evaluation, or not at all
-
-    with transaction.atomic():
-        model_version = ModelVersion.objects.create(
-            version=version,
-            path=version,
-            state=ModelVersion.State.CANDIDATE if promoted else ModelVersion.State.REJECTED,
-            parent=base_version,
-            metrics=metadata["metrics"],
-            training=metadata["training"],
-            decision=decision,
-        )
-        if promoted:
-            services.model_version_activate(model_version=model_version)
+    _keep(job, folder, metadata, base_version)
     logger.info("Training job %s made %s: %s", job.pk, version, decision)
+
+
+def _keep(job: TrainingJob, folder: Path, metadata: dict, base_version: ModelVersion) -> ModelVersion:
+    """Move the version folder to its final name and write its row, activation and the job's end at once;
+    unless the job was cancelled or marked failed meanwhile, which the same transaction checks first.
+
+    With SQLite, the transaction takes the write lock at its start (IMMEDIATE), and with PostgreSQL the
+    job's row is locked, so the stale check cannot mark the job failed in between.
+    """
+    final_folder = Path(settings.EMOTIONSITE_MODEL_DIR) / metadata["version"]
+    moved = False
+    try:
+        with transaction.atomic():
+            row = TrainingJob.objects.select_for_update().get(pk=job.pk)
+            if row.state != TrainingJob.State.RUNNING:
+                raise JobAbandoned(f"training job {job.pk} is no longer running")
+            if row.cancel_requested:
+                raise JobCancelled(f"training job {job.pk} was cancelled")
+            os.replace(folder, final_folder)  # the version appears whole, with its evaluation, or not at all
+            moved = True
+            model_version = ModelVersion.objects.create(
+                version=metadata["version"],
+                path=metadata["version"],
+                state=ModelVersion.State.CANDIDATE if metadata["promoted"] else ModelVersion.State.REJECTED,
+                parent=base_version,
+                metrics=metadata["metrics"],
+                training=metadata["training"],
+                decision=metadata["decision"],
+            )
+            if metadata["promoted"]:
+                services.model_version_activate(model_version=model_version)
+            TrainingJob.objects.filter(pk=job.pk).update(
+                state=TrainingJob.State.SUCCEEDED,
+                model_version=model_version,
+                progress={"phase": "finished"},
+                finished_at=timezone.now(),
+            )
+    except BaseException:
+        if moved:
+            shutil.rmtree(final_folder, ignore_errors=True)
+        raise
     return model_version
 
 
@@ -370,7 +443,7 @@ def _decide(evaluation: dict, active_version: ModelVersion, *, margin: float) ->
         holds = candidate >= active - margin
         promoted &= holds
         findings.append(
-            f"on {scores['count']} {EVALUATION_NAMES[key]} {candidate:.1%} against {active:.1%}"
+            f"on {scores['count']:,} {EVALUATION_NAMES[key]} {candidate:.1%} against {active:.1%}"
             + ("" if holds else " (worse by more than the margin)")
         )
     verdict = "Activated" if promoted else "Rejected"

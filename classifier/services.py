@@ -14,6 +14,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from PIL import Image
 
@@ -210,8 +211,12 @@ def model_version_fail(*, model_version: ModelVersion, problem: str) -> ModelVer
 
 
 def _last_good_version(model_dir: Path, *, besides: ModelVersion | None = None) -> ModelVersion | None:
-    """The newest version that is neither rejected nor known broken and whose folder is there."""
-    usable = ModelVersion.objects.exclude(state=ModelVersion.State.REJECTED).filter(problem="").order_by("-created_at")
+    """The version that served last, else the newest, that is neither rejected nor known broken and has its folder."""
+    usable = (
+        ModelVersion.objects.exclude(state=ModelVersion.State.REJECTED)
+        .filter(problem="")
+        .order_by(F("activated_at").desc(nulls_last=True), "-created_at")
+    )
     if besides is not None:
         usable = usable.exclude(pk=besides.pk)
     return next((version for version in usable if _folder_exists(version, model_dir)), None)
@@ -254,6 +259,11 @@ def model_versions_register(*, model_dir: Path | None = None) -> list[ModelVersi
                 ModelVersion.objects.create(
                     version=version,
                     path=_stored_path(folder, model_dir),
+                    # A retrained folder carries its verdict; one that lost the promotion stays out of use.
+                    state=ModelVersion.State.REJECTED
+                    if metadata.get("promoted") is False
+                    else ModelVersion.State.CANDIDATE,
+                    decision=metadata.get("decision") or "",
                     metrics=metadata.get("metrics") or {},
                     training=metadata.get("training") or {},
                     created_at=_parse_time(metadata.get("created_at")) or timezone.now(),
@@ -287,7 +297,8 @@ def model_version_activate(*, model_version: ModelVersion) -> ModelVersion:
             state=ModelVersion.State.CANDIDATE
         )
         model_version.state, model_version.problem = ModelVersion.State.ACTIVE, ""
-        model_version.save(update_fields=["state", "problem"])
+        model_version.activated_at = timezone.now()
+        model_version.save(update_fields=["state", "problem", "activated_at"])
     return model_version
 
 

@@ -238,25 +238,24 @@ def health(request: HttpRequest) -> JsonResponse:
     """For the container's health check: is the database reachable, and which model version serves.
 
     It loads the active version (once per process), so a missing or corrupt folder is found here and the
-    last good version takes over; `model_problems` names every version that cannot be used, and why.
+    last good version takes over; `model_problems` names every version that cannot be used (why is for
+    staff, in the admin: it names server paths).
     """
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
+        try:
+            model_version, _ = services.active_predictor()
+        except services.ModelUnavailable:
+            model_version = None
+        broken = list(selectors.model_versions_with_problems().values_list("version", flat=True))
     except DatabaseError as error:
         return JsonResponse({"status": "error", "database": f"error: {error}", "model_version": None}, status=503)
-    try:
-        model_version, _ = services.active_predictor()
-    except services.ModelUnavailable:
-        model_version = None
-    problems = [
-        {"version": broken.version, "problem": broken.problem} for broken in selectors.model_versions_with_problems()
-    ]
     report = {
-        "status": "ok" if model_version and not problems else "degraded" if model_version else "error",
+        "status": "ok" if model_version and not broken else "degraded" if model_version else "error",
         "database": "ok",
         "model_version": model_version.version if model_version else None,
     }
-    if problems:
-        report["model_problems"] = problems
+    if broken:
+        report["model_problems"] = broken
     return JsonResponse(report, status=200 if model_version else 503)

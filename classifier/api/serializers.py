@@ -94,6 +94,15 @@ class ModelVersionSerializer(serializers.ModelSerializer):
     def get_is_active(self, model_version: ModelVersion) -> bool:
         return model_version.state == ModelVersion.State.ACTIVE
 
+    def to_representation(self, model_version: ModelVersion) -> dict:
+        data = super().to_representation(model_version)
+        request = self.context.get("request")
+        if not (request and request.user.is_staff):
+            # Server paths are for staff: a problem names the folder, the training summary the reference data.
+            data["problem"] = "cannot be used" if data["problem"] else ""
+            data["training"] = {key: value for key, value in data["training"].items() if key != "reference_data"}
+        return data
+
 
 class AccuracyQuerySerializer(serializers.Serializer):
     scope = serializers.ChoiceField(

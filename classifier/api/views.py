@@ -112,7 +112,9 @@ class AccuracyView(APIView):
 class ModelVersionListView(APIView):
     @extend_schema(responses=ModelVersionSerializer(many=True))
     def get(self, request: Request) -> Response:
-        return Response(ModelVersionSerializer(selectors.model_version_list(), many=True).data)
+        return Response(
+            ModelVersionSerializer(selectors.model_version_list(), many=True, context={"request": request}).data
+        )
 
 
 class ModelVersionActivateView(APIView):
@@ -127,7 +129,7 @@ class ModelVersionActivateView(APIView):
             services.model_version_activate(model_version=model_version)
         except services.ModelUnavailable as error:
             raise Conflict(str(error)) from None
-        return Response(ModelVersionSerializer(model_version).data)
+        return Response(ModelVersionSerializer(model_version, context={"request": request}).data)
 
 
 @extend_schema_view(
