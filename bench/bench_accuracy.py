@@ -13,11 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from ml.data import read_fer2013_csv
-from ml.evaluate import PREDICT_BATCH, evaluate_predictions, format_metrics
+from ml.data import read_fer2013_by_usage
+from ml.evaluate import PREDICT_BATCH, evaluate_model, format_metrics
 from ml.predictor import Predictor
 
 TARGET, STRETCH, FER_PACKAGE_BASELINE = 0.70, 0.73, 0.66
@@ -31,14 +29,10 @@ def main() -> None:
 
     predictor = Predictor.load(args.model, threads=2)
     print(f"model {predictor.version}")
-    for usage in ("PublicTest", "PrivateTest"):
-        data = read_fer2013_csv(args.fer2013, (usage,))
+    for usage, data in read_fer2013_by_usage(args.fer2013, ("PublicTest", "PrivateTest")).items():
         start = time.perf_counter()
-        probabilities = np.concatenate(
-            [predictor.predict(data.images[i : i + PREDICT_BATCH]) for i in range(0, len(data), PREDICT_BATCH)]
-        )
+        metrics = evaluate_model(predictor, data)
         seconds = time.perf_counter() - start
-        metrics = evaluate_predictions(data.labels, probabilities)
         print(f"\n{usage} ({seconds / len(data) * 1000:.2f} ms per crop in batches of {PREDICT_BATCH})")
         print(format_metrics(metrics))
     accuracy = metrics["accuracy"]

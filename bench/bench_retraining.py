@@ -22,7 +22,7 @@ Measured 25 Nov 2026 on the 2-core development machine, nearly idle, fine-tuning
 with the default settings (6 epochs, batch 32, learning rate 0.001, 1,500 reference images):
 
                                            1,000 faces    with --reference
-    reading the reference data               -              8.9 s (the CSV read twice)
+    reading the reference data               -              6.9 s (one pass; 8.9 s when read twice)
     training (690 faces per epoch)           37.1 s        113.9 s (690 + 1,500 per epoch), ~110 images/s
     evaluating both versions                  0.6 s          5.7 s (198 held out + 3,435 PublicTest)
     total, request to finished               37.9 s        128.7 s   both PASS (< 180 s)
@@ -111,7 +111,7 @@ def timed_phases():
     phases = Phases()
     compared = []
 
-    def comparing(candidate_folder, active_version, data) -> str:
+    def comparing(candidate, active, data) -> str:
         compared.append(len(data))
         which = "held-out reviewed faces" if len(compared) == 1 else "FER2013 PublicTest"
         return f"evaluating both versions on {len(data):,} {which}"
@@ -124,7 +124,7 @@ def timed_phases():
 
     phases.wrap(retraining, "reviewed_faces", lambda: "reading the reviewed faces")
     phases.wrap(
-        ml.data, "read_fer2013_csv", lambda path, usages=(): f"reading the reference data ({', '.join(usages)})"
+        ml.data, "read_fer2013_by_usage", lambda path, usages=(): f"reading the reference data ({', '.join(usages)})"
     )
     phases.wrap(ml.train, "train", lambda *args, **kwargs: "training (fine-tune)")
     phases.wrap(ml.export, "export_run", lambda *args, **kwargs: "exporting the best epoch")

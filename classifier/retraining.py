@@ -23,6 +23,7 @@ import zlib
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from django.conf import settings
@@ -39,6 +40,9 @@ from classifier.models import Face, ModelVersion, TrainingJob
 from ml.data import LabelledImages
 from ml.faces import crop_whole_image
 from ml.labels import EXPRESSIONS, INDEX_OF, INPUT_SIZE
+
+if TYPE_CHECKING:
+    from ml.predictor import Predictor
 
 logger = logging.getLogger(__name__)
 
@@ -305,8 +309,9 @@ class JobCancelled(Exception):
 
 
 def _train_and_decide(job: TrainingJob, work_folder: Path, channel: _JobChannel) -> None:
-    from ml.data import read_fer2013_csv
+    from ml.data import read_fer2013_by_usage
     from ml.export import export_run
+    from ml.predictor import Predictor
     from ml.train import TrainConfig, train
 
     options, base_version = job.options, job.base_version
@@ -321,12 +326,12 @@ def _train_and_decide(job: TrainingJob, work_folder: Path, channel: _JobChannel)
     train_set, reference_test = faces.train, None
     if options["reference_data"]:
         channel.report({"phase": "reading the reference data"})
-        reference = read_fer2013_csv(options["reference_data"], ("Training",))
-        sample = np.random.default_rng(job.pk).permutation(len(reference))[: options["reference_images"]]
+        reference = read_fer2013_by_usage(options["reference_data"], ("Training", "PublicTest"))
+        reference_train, reference_test = reference["Training"], reference["PublicTest"]
+        sample = np.random.default_rng(job.pk).permutation(len(reference_train))[: options["reference_images"]]
         train_set = LabelledImages.concatenate(
-            [train_set, LabelledImages(reference.images[sample], reference.labels[sample])]
+            [train_set, LabelledImages(reference_train.images[sample], reference_train.labels[sample])]
         )
-        reference_test = read_fer2013_csv(options["reference_data"], ("PublicTest",))
 
     config = TrainConfig(
         epochs=options["epochs"],
@@ -349,9 +354,12 @@ def _train_and_decide(job: TrainingJob, work_folder: Path, channel: _JobChannel)
     version = f"retrained-{timezone.now():%Y%m%d-%H%M%S}-job{job.pk}"
     folder = export_run(work_folder / "run", work_folder / "export", version=version)
     active_version = selectors.active_model_version() or base_version
-    evaluation = {"held_out": _compare(folder, active_version, faces.held_out)}
+    threads = len(os.sched_getaffinity(0))
+    candidate = Predictor.load(folder, threads=threads)
+    active = Predictor.load(model_folder(active_version), threads=threads)
+    evaluation = {"held_out": _compare(candidate, active, faces.held_out)}
     if reference_test is not None:
-        evaluation["public_test"] = _compare(folder, active_version, reference_test)
+        evaluation["public_test"] = _compare(candidate, active, reference_test)
     promoted, decision = _decide(evaluation, active_version, margin=options["promotion_margin"])
 
     metadata = json.loads((folder / services.MODEL_METADATA_FILE).read_text())
@@ -416,14 +424,13 @@ def _keep(job: TrainingJob, folder: Path, metadata: dict, base_version: ModelVer
     return model_version
 
 
-def _compare(candidate_folder: Path, active_version: ModelVersion, data: LabelledImages) -> dict:
+def _compare(candidate: "Predictor", active: "Predictor", data: LabelledImages) -> dict:
     """Both versions' scores on the same faces."""
     from ml.evaluate import evaluate_model
-    from ml.predictor import Predictor
 
-    scores = {"count": len(data), "active_version": active_version.version}
-    for name, folder in (("candidate", candidate_folder), ("active", model_folder(active_version))):
-        metrics = evaluate_model(Predictor.load(folder, threads=len(os.sched_getaffinity(0))), data)
+    scores = {"count": len(data), "active_version": active.version}
+    for name, predictor in (("candidate", candidate), ("active", active)):
+        metrics = evaluate_model(predictor, data)
         scores[name] = {
             "accuracy": metrics["accuracy"],
             "macro_f1": metrics["macro_f1"],

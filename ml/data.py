@@ -58,12 +58,29 @@ class LabelledImages:
 
 def read_fer2013_csv(path: str | Path, usages: tuple[str, ...] = FER2013_USAGES) -> LabelledImages:
     """Read the Kaggle FER2013 CSV (`emotion,pixels,Usage`), plain or gzipped, keeping `usages` rows."""
+    images, labels, _ = _read_fer2013_rows(path, usages)
+    return _labelled_images(images, labels)
+
+
+def read_fer2013_by_usage(path: str | Path, usages: tuple[str, ...] = FER2013_USAGES) -> dict[str, LabelledImages]:
+    """Each of `usages` apart, in one pass over the file (e.g. Training to train on, PublicTest to check)."""
+    images, labels, row_usages = _read_fer2013_rows(path, usages)
+    by_usage = {}
+    for usage in usages:
+        rows = [index for index, row_usage in enumerate(row_usages) if row_usage == usage]
+        if not rows:
+            raise DataError(f"{path}: no rows with Usage {usage}")
+        by_usage[usage] = _labelled_images([images[index] for index in rows], [labels[index] for index in rows])
+    return by_usage
+
+
+def _read_fer2013_rows(path: str | Path, usages: tuple[str, ...]) -> tuple[list[np.ndarray], list[int], list[str]]:
     path = Path(path)
     unknown = set(usages) - set(FER2013_USAGES)
     if unknown:
         raise ValueError(f"unknown FER2013 usage {sorted(unknown)}; choose from {FER2013_USAGES}")
     opener = gzip.open if path.suffix == ".gz" else open
-    images, labels = [], []
+    images, labels, row_usages = [], [], []
     try:
         with opener(path, "rt", newline="") as file:
             reader = csv.DictReader(file)
@@ -77,11 +94,12 @@ def read_fer2013_csv(path: str | Path, usages: tuple[str, ...] = FER2013_USAGES)
                 image, label = _parse_fer2013_row(row, f"{path}, line {reader.line_num}")
                 images.append(image)
                 labels.append(label)
+                row_usages.append(row["Usage"])
     except (OSError, EOFError, csv.Error, UnicodeDecodeError) as error:
         raise DataError(f"{path}: cannot read ({error})") from error
     if not images:
         raise DataError(f"{path}: no rows with Usage {' or '.join(usages)}")
-    return _labelled_images(images, labels)
+    return images, labels, row_usages
 
 
 def _parse_fer2013_row(row: dict[str, str], where: str) -> tuple[np.ndarray, int]:

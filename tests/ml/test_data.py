@@ -13,6 +13,7 @@ from ml.data import (
     labelled_images_from_pairs,
     read_ck_plus,
     read_dataset,
+    read_fer2013_by_usage,
     read_fer2013_csv,
     read_image_folder,
     read_jaffe,
@@ -69,6 +70,21 @@ def test_fer2013_csv_keeps_the_chosen_usages(tmp_path: Path, name: str) -> None:
     assert data.labels.tolist() == [3, 0]
     assert data.images.shape == (2, INPUT_SIZE, INPUT_SIZE)
     assert (data.images[0] == 10).all() and (data.images[1] == 30).all()
+
+
+def test_fer2013_by_usage_reads_each_usage_apart_in_one_pass(tmp_path: Path) -> None:
+    path = write_fer_csv(
+        tmp_path / "fer2013.csv",
+        [fer_row(3, 10, "Training"), fer_row(6, 20, "PublicTest"), fer_row(0, 30, "Training")],
+    )
+
+    by_usage = read_fer2013_by_usage(path, ("Training", "PublicTest"))
+
+    assert list(by_usage) == ["Training", "PublicTest"]
+    assert by_usage["Training"].labels.tolist() == [3, 0] and (by_usage["Training"].images[1] == 30).all()
+    assert by_usage["PublicTest"].labels.tolist() == [6]
+    with pytest.raises(DataError, match="no rows with Usage PrivateTest"):
+        read_fer2013_by_usage(path, ("Training", "PrivateTest"))
 
 
 @pytest.mark.parametrize(
