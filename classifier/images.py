@@ -108,13 +108,3 @@ def thumbnail(image: Image.Image, *, side: int = THUMBNAIL_SIDE) -> Image.Image:
     copy = image.copy()
     copy.thumbnail((side, side), Image.Resampling.LANCZOS)
     return copy
-
-
-def scaled_down(image: Image.Image, *, longest_side: int) -> tuple[Image.Image, float]:
-    """The image with its longest side at most `longest_side`, and the factor from its pixels back to the original's."""
-    longest = max(image.size)
-    if longest <= longest_side:
-        return image, 1.0
-    factor = longest / longest_side
-    size = (max(1, round(image.width / factor)), max(1, round(image.height / factor)))
-    return image.resize(size, Image.Resampling.LANCZOS), factor

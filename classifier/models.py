@@ -78,6 +78,8 @@ class Face(models.Model):
 
     capture = models.ForeignKey(Capture, on_delete=models.CASCADE, related_name="faces")
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="faces")
+    # 1, 2, ... in the capture's reading order (ml.faces.reading_order): how pages and the API number faces.
+    number = models.PositiveSmallIntegerField(default=1)
     box_x = models.PositiveIntegerField()
     box_y = models.PositiveIntegerField()
     box_width = models.PositiveIntegerField()
@@ -101,7 +103,7 @@ class Face(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        ordering = ["capture", "box_x", "id"]
+        ordering = ["capture", "number", "id"]
         constraints = [
             models.CheckConstraint(
                 condition=Q(confidence__gte=0) & Q(confidence__lte=1), name="face_confidence_is_a_probability"

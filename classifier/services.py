@@ -3,7 +3,6 @@
 import json
 import logging
 import uuid
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,14 +15,13 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
-from PIL import Image
 
 from accounts.models import User
 from classifier import images, inference, selectors
 from classifier.images import ImageRefused
 from classifier.inference import ModelUnavailable
 from classifier.models import Capture, Expression, Face, ModelVersion
-from ml.faces import FaceFinding, FoundFace, find_faces
+from ml.faces import FoundFace, find_faces
 from ml.labels import EXPRESSIONS
 
 if TYPE_CHECKING:
@@ -38,10 +36,6 @@ __all__ = [
     "face_review",
     "user_delete",
 ]
-
-# Faces are searched in a copy at most this many pixels on its longest side: BlazeFace sees 128 px anyway,
-# and a bounded copy bounds the detector's memory for a 40-megapixel panorama. Boxes are scaled back.
-FACE_SEARCH_LONGEST_SIDE = 2048
 
 MODEL_METADATA_FILE = "model.json"
 
@@ -64,7 +58,7 @@ def capture_create(*, owner: User, image: UploadedFile, source: Capture.Source =
         max_pixels=settings.EMOTIONSITE_MAX_PIXELS,
     )
     model_version, predictor = active_predictor()
-    finding = _find_faces(picture)
+    finding = find_faces(picture)
     if finding.faces:
         probabilities = predictor.predict(np.stack([face.crop for face in finding.faces]))
     else:
@@ -91,8 +85,8 @@ def capture_create(*, owner: User, image: UploadedFile, source: Capture.Source =
                 created_at=now,
             )
             Face.objects.bulk_create(
-                _face(capture, model_version, found, scores, now)
-                for found, scores in zip(finding.faces, probabilities, strict=True)
+                _face(capture, model_version, number, found, scores, now)
+                for number, (found, scores) in enumerate(zip(finding.faces, probabilities, strict=True), start=1)
             )
     except BaseException:
         for stored_name in stored:
@@ -101,39 +95,15 @@ def capture_create(*, owner: User, image: UploadedFile, source: Capture.Source =
     return capture
 
 
-def _find_faces(picture: Image.Image) -> FaceFinding:
-    searched, factor = images.scaled_down(picture, longest_side=FACE_SEARCH_LONGEST_SIDE)
-    finding = find_faces(searched)
-    if finding.whole_image:
-        whole = replace(finding.faces[0], box=(0, 0, picture.width, picture.height))
-        return FaceFinding(faces=[whole], whole_image=True)
-    if factor == 1.0:
-        return finding
-    return FaceFinding(
-        faces=[replace(face, box=_scaled_box(face.box, factor, picture.size)) for face in finding.faces],
-        whole_image=False,
-    )
-
-
-def _scaled_box(box: tuple[int, int, int, int], factor: float, size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """A box found in the scaled-down copy, in the picture's pixels, kept inside it."""
-    width, height = size
-    left = min(width - 1, round(box[0] * factor))
-    top = min(height - 1, round(box[1] * factor))
-    return (
-        left,
-        top,
-        max(1, min(width - left, round(box[2] * factor))),
-        max(1, min(height - top, round(box[3] * factor))),
-    )
-
-
-def _face(capture: Capture, model_version: ModelVersion, found: FoundFace, scores: np.ndarray, now: datetime) -> Face:
+def _face(
+    capture: Capture, model_version: ModelVersion, number: int, found: FoundFace, scores: np.ndarray, now: datetime
+) -> Face:
     best = int(np.argmax(scores))
     x, y, width, height = (int(value) for value in found.box)
     return Face(
         capture=capture,
         model_version=model_version,
+        number=number,
         box_x=x,
         box_y=y,
         box_width=width,

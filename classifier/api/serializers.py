@@ -14,7 +14,7 @@ class FaceSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Face
-        fields = ["id", "box", "predicted_label", "confidence", "probabilities", "true_label", "is_correct"]
+        fields = ["id", "number", "box", "predicted_label", "confidence", "probabilities", "true_label", "is_correct"]
         read_only_fields = fields
 
     @extend_schema_field(serializers.ListField(child=serializers.IntegerField(), min_length=4, max_length=4))

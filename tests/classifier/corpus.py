@@ -39,6 +39,19 @@ def two_faces_photo() -> Image.Image:
     return photo
 
 
+def group_photo() -> tuple[Image.Image, list[tuple[int, int]]]:
+    """Five astronaut heads in two rows, pasted out of reading order, and each face's centre in reading order."""
+    portrait = astronaut().crop((62, 0, 222, 160)).resize((100, 100))
+    photo = Image.new("RGB", (560, 300), "grey")
+    corners = {"top middle": (230, 10), "bottom right": (400, 170), "top left": (20, 25), "bottom left": (120, 180)}
+    corners["top right"] = (440, 0)
+    for corner in corners.values():
+        photo.paste(portrait, corner)
+    in_order = ("top left", "top middle", "top right", "bottom left", "bottom right")
+    # The face is the middle of the pasted head, a little above its centre.
+    return photo, [(corners[name][0] + 50, corners[name][1] + 45) for name in in_order]
+
+
 def no_face_photo() -> Image.Image:
     """A smooth gradient: nothing like a face, and big enough to be searched."""
     ramp = np.linspace(0, 255, 320, dtype=np.float32)

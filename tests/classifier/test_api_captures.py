@@ -7,6 +7,7 @@ from tests.classifier.corpus import (
     REFUSED_UPLOADS,
     encode,
     face_photo_bytes,
+    group_photo,
     make_capture,
     no_face_photo,
     nothing_stored,
@@ -63,7 +64,16 @@ def test_create_capture_returns_the_contract(api, model_version, media_dir):
     assert (body["width"], body["height"]) == (320, 320)
     assert body["image_url"] == f"http://testserver/captures/{body['id']}/image.jpg"
     [face] = body["faces"]
-    assert set(face) == {"id", "box", "predicted_label", "confidence", "probabilities", "true_label", "is_correct"}
+    assert set(face) == {
+        "id",
+        "number",
+        "box",
+        "predicted_label",
+        "confidence",
+        "probabilities",
+        "true_label",
+        "is_correct",
+    }
     assert len(face["box"]) == 4
     assert list(face["probabilities"]) == list(EXPRESSIONS)
     assert face["predicted_label"] == max(face["probabilities"], key=face["probabilities"].get)
@@ -206,3 +216,15 @@ def test_unknown_api_path_is_json_404(api):
     response = api.get("/api/v1/nothing-here/")
     assert response.status_code == 404
     assert response.json() == {"detail": "Not found."}
+
+
+def test_faces_are_numbered_in_reading_order(api, model_version):
+    photo, centres = group_photo()
+
+    body = post_image(api, "group.png", encode(photo, "PNG")).json()
+
+    assert [face["number"] for face in body["faces"]] == [1, 2, 3, 4, 5]
+    for face, (centre_x, centre_y) in zip(body["faces"], centres, strict=True):
+        x, y, width, height = face["box"]
+        assert x < centre_x < x + width and y < centre_y < y + height
+    assert api.get(f"{CAPTURES}{body['id']}/").json()["faces"] == body["faces"]

@@ -76,6 +76,7 @@ def test_no_face_image_is_kept_and_marked(user_client, model_version, media_dir)
     assert len(stored_files(media_dir)) == 2
     page = user_client.get(response["Location"]).content.decode()
     assert "No face found" in page
+    assert "from about 24 pixels across" in page and "evenly lit" in page
     assert "No face" in user_client.get(reverse("classifier:capture_list")).content.decode()
 
 
