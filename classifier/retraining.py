@@ -13,7 +13,6 @@ the jobs removes when it marks the job failed.
 Paddle is imported inside the worker's functions only: the web processes that request jobs never need it.
 """
 
-import json
 import logging
 import os
 import shutil
@@ -40,6 +39,7 @@ from classifier.models import Face, ModelVersion, TrainingJob
 from ml.data import LabelledImages
 from ml.faces import crop_whole_image
 from ml.labels import EXPRESSIONS, INDEX_OF, INPUT_SIZE
+from ml.model_folder import read_metadata, write_metadata
 
 if TYPE_CHECKING:
     from ml.predictor import Predictor
@@ -362,7 +362,7 @@ def _train_and_decide(job: TrainingJob, work_folder: Path, channel: _JobChannel)
         evaluation["public_test"] = _compare(candidate, active, reference_test)
     promoted, decision = _decide(evaluation, active_version, margin=options["promotion_margin"])
 
-    metadata = json.loads((folder / services.MODEL_METADATA_FILE).read_text())
+    metadata = read_metadata(folder)
     metadata["metrics"] |= evaluation
     metadata["training"] |= {
         "training_job": job.pk,
@@ -377,7 +377,7 @@ def _train_and_decide(job: TrainingJob, work_folder: Path, channel: _JobChannel)
     # Should the row never be written (the worker killed just after the move), registering the folder
     # later reads its verdict here and keeps a rejected version rejected.
     metadata |= {"promoted": promoted, "decision": decision}
-    (folder / services.MODEL_METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+    write_metadata(folder, metadata)
     _keep(job, folder, metadata, base_version)
     logger.info("Training job %s made %s: %s", job.pk, version, decision)
 

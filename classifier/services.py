@@ -1,6 +1,5 @@
 """Every write of the product: captures, reviews, model versions. Pages, API, admin and commands call these."""
 
-import json
 import logging
 import uuid
 from datetime import datetime
@@ -23,6 +22,7 @@ from classifier.inference import ModelUnavailable
 from classifier.models import Capture, Expression, Face, ModelVersion
 from ml.faces import FoundFace, find_faces
 from ml.labels import EXPRESSIONS
+from ml.model_folder import METADATA_FILE, ModelFolderError, read_metadata
 
 if TYPE_CHECKING:
     from ml.predictor import Predictor
@@ -36,8 +36,6 @@ __all__ = [
     "face_review",
     "user_delete",
 ]
-
-MODEL_METADATA_FILE = "model.json"
 
 logger = logging.getLogger(__name__)
 
@@ -212,17 +210,17 @@ def model_versions_register(*, model_dir: Path | None = None) -> list[ModelVersi
     if model_dir.is_dir():
         for folder in sorted(model_dir.iterdir()):
             # A name starting with "." is an export still being written.
-            if folder.name.startswith(".") or not (folder / MODEL_METADATA_FILE).is_file():
+            if folder.name.startswith(".") or not (folder / METADATA_FILE).is_file():
                 continue
             try:
-                found.append((folder, json.loads((folder / MODEL_METADATA_FILE).read_text())))
-            except (OSError, ValueError) as error:
-                logger.warning("Skipping model folder %s: cannot read %s (%s)", folder, MODEL_METADATA_FILE, error)
+                found.append((folder, read_metadata(folder)))
+            except ModelFolderError as error:
+                logger.warning("Skipping model folder %s", error)
     registered = []
     with transaction.atomic():
         known = set(ModelVersion.objects.values_list("version", flat=True))
         for folder, metadata in found:
-            version = str(metadata.get("version") or folder.name)
+            version = metadata["version"]
             if version in known:
                 continue
             registered.append(
@@ -250,7 +248,7 @@ def model_versions_register(*, model_dir: Path | None = None) -> list[ModelVersi
 
 
 def _folder_exists(model_version: ModelVersion, model_dir: Path) -> bool:
-    return (model_dir / model_version.path / MODEL_METADATA_FILE).is_file()
+    return (model_dir / model_version.path / METADATA_FILE).is_file()
 
 
 def model_version_activate(*, model_version: ModelVersion) -> ModelVersion:

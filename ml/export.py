@@ -1,11 +1,6 @@
-"""Export trained weights as a model folder: Paddle inference files plus metadata, written atomically.
+"""Export trained weights as a model folder (`ml.model_folder`): Paddle inference files plus metadata.
 
-A model folder holds
-    model.json           version, labels, input size, net config, metrics, training summary
-    inference.json       the graph for `paddle.inference` (what `ml.predictor` serves)
-    inference.pdiparams  its parameters
-    weights.pdparams     the eager state dict, to fine-tune from (`TrainConfig.init_from`)
-and appears under its final name only once complete, so a half-written version is never loaded.
+The folder appears under its final name only once complete, so a half-written version is never loaded.
 """
 
 import argparse
@@ -20,7 +15,8 @@ from pathlib import Path
 import paddle
 
 from ml.labels import EXPRESSIONS, INPUT_SIZE
-from ml.model import INFERENCE_PREFIX, METADATA_FILE, WEIGHTS_FILE, ExpressionNet, ModelConfig, load_weights
+from ml.model import ExpressionNet, ModelConfig, load_weights
+from ml.model_folder import INFERENCE_PREFIX, WEIGHTS_FILE, write_metadata
 from ml.train import TrainConfig
 
 
@@ -60,7 +56,7 @@ def export_model(
             "metrics": metrics or {},
             "training": training or {},
         }
-        (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+        write_metadata(staging, metadata)
         staging.chmod(0o755)  # mkdtemp makes it private to its creator; a model folder is not secret
         os.replace(staging, target)
     except BaseException:

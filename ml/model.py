@@ -14,12 +14,6 @@ from paddle import nn
 
 from ml.labels import INPUT_SIZE, NUM_CLASSES
 
-# The files of a saved model: ml.train's checkpoints hold WEIGHTS_FILE; a model folder
-# (ml.export) holds all three and is what ml.predictor serves.
-WEIGHTS_FILE = "weights.pdparams"  # the eager state dict, to resume or fine-tune from
-INFERENCE_PREFIX = "inference"  # inference.json + inference.pdiparams, for paddle.inference
-METADATA_FILE = "model.json"
-
 # Mean and standard deviation of FER2013 Training pixels, scaled to [0, 1].
 PIXEL_MEAN = 0.5077
 PIXEL_STD = 0.2550

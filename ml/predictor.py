@@ -5,7 +5,6 @@ eager net. One predictor serves one thread at a time (a lock), so a gunicorn wor
 share it between its threads.
 """
 
-import json
 import threading
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import numpy as np
 import paddle.inference
 
 from ml.labels import EXPRESSIONS, INPUT_SIZE
-from ml.model import INFERENCE_PREFIX, METADATA_FILE
+from ml.model_folder import INFERENCE_GRAPH, INFERENCE_PARAMETERS, ModelFolderError, read_metadata
 
 
 class ModelLoadError(RuntimeError):
@@ -31,15 +30,10 @@ class Predictor:
     def load(cls, model_dir: str | Path, *, threads: int = 1) -> "Predictor":
         model_dir = Path(model_dir)
         try:
-            metadata = json.loads((model_dir / METADATA_FILE).read_text())
-        except (OSError, ValueError) as error:
-            raise ModelLoadError(f"{model_dir}: cannot read {METADATA_FILE} ({error})") from error
-        if not isinstance(metadata, dict) or not isinstance(metadata.get("version"), str):
-            raise ModelLoadError(f"{model_dir}: {METADATA_FILE} names no version")
-        if metadata.get("labels") != list(EXPRESSIONS) or metadata.get("input_size") != INPUT_SIZE:
-            raise ModelLoadError(f"{model_dir}: labels or input size differ from this code's {EXPRESSIONS}")
-        graph = model_dir / f"{INFERENCE_PREFIX}.json"
-        params = model_dir / f"{INFERENCE_PREFIX}.pdiparams"
+            metadata = read_metadata(model_dir)
+        except ModelFolderError as error:
+            raise ModelLoadError(str(error)) from error
+        graph, params = model_dir / INFERENCE_GRAPH, model_dir / INFERENCE_PARAMETERS
         for path in (graph, params):
             if not path.is_file():
                 raise ModelLoadError(f"{model_dir}: {path.name} is missing")

@@ -25,7 +25,8 @@ from paddle import nn
 from ml.augment import AugmentConfig, augment_batch
 from ml.data import LabelledImages, read_dataset
 from ml.labels import NUM_CLASSES
-from ml.model import METADATA_FILE, WEIGHTS_FILE, ExpressionNet, ModelConfig, load_weights, predict_probabilities
+from ml.model import ExpressionNet, ModelConfig, load_weights, predict_probabilities
+from ml.model_folder import METADATA_FILE, WEIGHTS_FILE, read_metadata
 
 
 def from_json(config_class: type, values: dict):
@@ -139,10 +140,9 @@ def optimizer_state(net: nn.Layer, optimizer: paddle.optimizer.Optimizer, *, loa
 
 def parent_metadata(init_from: str | None) -> dict | None:
     """The model.json of the exported model folder a fine-tune starts from; None for a run's checkpoint folder."""
-    metadata_file = Path(init_from) / METADATA_FILE if init_from else None
-    if metadata_file is None or not metadata_file.is_file():
+    if not init_from or not (Path(init_from) / METADATA_FILE).is_file():
         return None
-    return json.loads(metadata_file.read_text())
+    return read_metadata(init_from)
 
 
 def weight_shapes(model: ModelConfig) -> tuple:

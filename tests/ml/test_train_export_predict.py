@@ -11,7 +11,8 @@ from PIL import Image
 from ml.augment import AugmentConfig, augment_batch
 from ml.export import export_model, export_run
 from ml.labels import EXPRESSIONS, INPUT_SIZE
-from ml.model import WEIGHTS_FILE, ExpressionNet, ModelConfig, load_weights, predict_probabilities
+from ml.model import ExpressionNet, ModelConfig, load_weights, predict_probabilities
+from ml.model_folder import WEIGHTS_FILE
 from ml.predictor import ModelLoadError, Predictor
 from ml.testing import TINY_MODEL, synthetic_crops, train_tiny_model
 from ml.train import TrainConfig, TrainingStopped, class_weights, learning_rate_at, train
