@@ -106,7 +106,7 @@ def timed_phases():
     import ml.evaluate
     import ml.export
     import ml.train
-    from classifier import retraining
+    from classifier import retraining, training_data
 
     phases = Phases()
     compared = []
@@ -122,7 +122,7 @@ def timed_phases():
         evaluated.append(1)
         return "candidate" if len(evaluated) % 2 else "active"
 
-    phases.wrap(retraining, "reviewed_faces", lambda: "reading the reviewed faces")
+    phases.wrap(training_data, "reviewed_faces", lambda: "reading the reviewed faces")
     phases.wrap(
         ml.data, "read_fer2013_by_usage", lambda path, usages=(): f"reading the reference data ({', '.join(usages)})"
     )
@@ -249,7 +249,7 @@ def main() -> None:
 
         with timed_phases() as phases:
             started = time.perf_counter()
-            job = retraining.retrain_request(requested_by=owner, use_reference_data=args.reference)
+            job = services.retrain_request(requested_by=owner, use_reference_data=args.reference)
             requested = time.perf_counter()
             retraining.training_job_run(job.pk)
             total = time.perf_counter() - started

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from PIL import Image
 
-from classifier import retraining, selectors, services
+from classifier import selectors, services
 from classifier.models import Capture, Face, ModelVersion, TrainingJob
 from ml.labels import INPUT_SIZE
 
@@ -194,8 +194,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
             self.message_user(request, "Select the one model version to fine-tune from.", messages.ERROR)
             return
         try:
-            job = retraining.retrain_request(requested_by=request.user, base_version=queryset.get())
-        except retraining.RetrainRefused as refusal:
+            job = services.retrain_request(requested_by=request.user, base_version=queryset.get())
+        except services.RetrainRefused as refusal:
             self.message_user(request, str(refusal), messages.ERROR)
             return
         url = reverse("classifier:training")
@@ -219,15 +219,15 @@ class TrainingJobAdmin(admin.ModelAdmin):
         return False  # the worker writes it
 
     def changelist_view(self, request: HttpRequest, extra_context=None):
-        retraining.training_jobs_fail_stale()
+        services.training_jobs_fail_stale()
         return super().changelist_view(request, extra_context)
 
     @admin.action(description="Cancel the selected jobs")
     def cancel(self, request: HttpRequest, queryset: QuerySet[TrainingJob]) -> None:
         for job in queryset:
             try:
-                retraining.training_job_cancel(job=job)
-            except retraining.RetrainRefused as refusal:
+                services.training_job_cancel(job=job)
+            except services.CancelRefused as refusal:
                 self.message_user(request, str(refusal), messages.WARNING)
             else:
                 done = "is cancelled" if job.state == TrainingJob.State.CANCELLED else "will stop within a few seconds"

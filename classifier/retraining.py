@@ -1,14 +1,14 @@
-"""Retraining from the reviewed faces: request a job, run it in the worker, evaluate it, promote or reject it.
+"""The worker's side of retraining: run a queued job, evaluate its candidate, promote or reject it.
 
-A job's life. `retrain_request` (the staff page, the API, the admin) stores a queued TrainingJob and
-enqueues `classifier.tasks.retrain`. The worker runs `training_job_run`: it fine-tunes the job's base
-version on the reviewed faces with `ml.train`, in a hidden folder of EMOTIONSITE_MODEL_DIR (a name
-starting with "." is never registered), exports the best epoch there, and evaluates the candidate and
-the active version on the same held-out reviewed faces, and on FER2013 PublicTest when reference data
-is configured. Only then does the folder move to its final name, immutable, and get its row: active
-when it is not worse than the active version by more than the margin, rejected otherwise, with the
-numbers either way. A worker killed on the way leaves only the hidden folder, which the next look at
-the jobs removes when it marks the job failed.
+A job's life. `services.retrain_request` (the staff page, the API, the admin) stores a queued
+TrainingJob and enqueues `classifier.tasks.retrain`. The worker runs `training_job_run`: it fine-tunes
+the job's base version on the reviewed faces (`classifier.training_data`) with `ml.train`, in a hidden
+folder of EMOTIONSITE_MODEL_DIR (a name starting with "." is never registered), exports the best epoch
+there, and evaluates the candidate and the active version on the same held-out reviewed faces, and on
+FER2013 PublicTest when reference data is configured. Only then does the folder move to its final
+name, immutable, and get its row: active when it is not worse than the active version by more than
+the margin, rejected otherwise, with the numbers either way. A worker killed on the way leaves only
+the hidden folder, which `services.training_jobs_fail_stale` removes when it marks the job failed.
 
 Paddle is imported inside the worker's functions only: the web processes that request jobs never need it.
 """
@@ -18,27 +18,18 @@ import os
 import shutil
 import threading
 import time
-import zlib
-from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from django.conf import settings
-from django.core.files.storage import default_storage
-from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import Count
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
-from PIL import Image
 
-from accounts.models import User
-from classifier import selectors, services
+from classifier import selectors, services, training_data
 from classifier.inference import model_folder
-from classifier.models import Face, ModelVersion, TrainingJob
+from classifier.models import ModelVersion, TrainingJob
 from ml.data import LabelledImages
-from ml.faces import crop_whole_image
-from ml.labels import EXPRESSIONS, INDEX_OF, INPUT_SIZE
 from ml.model_folder import read_metadata, write_metadata
 
 if TYPE_CHECKING:
@@ -46,165 +37,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Reviewed faces are split by their capture, so the faces of one photo stay together: a stable hash of
-# the capture's id puts 2 in 10 captures in the held-out set (never trained on, the promotion's test),
-# 1 in 10 in the validation set (chooses the best epoch), the rest in the training set.
-SPLIT_BUCKETS = 10
-HELD_OUT_BUCKETS = {0, 1}
-VALIDATION_BUCKETS = {2}
-
 HEARTBEAT_SECONDS = 1.0  # how often a running job writes its progress and reads its cancel flag
 # How often a running job says it is alive outside training; stale_seconds must be well above it.
 HEARTBEAT_THREAD_SECONDS = 30.0
 
 
-class RetrainRefused(Exception):
-    """A retrain or cancel request that cannot be done; the message says why, for the person asking."""
-
-
-def split_of(capture_id: int) -> str:
-    """ "held_out", "validation" or "train": fixed for a capture, whatever else is in the database."""
-    bucket = zlib.crc32(f"capture:{capture_id}".encode()) % SPLIT_BUCKETS
-    if bucket in HELD_OUT_BUCKETS:
-        return "held_out"
-    if bucket in VALIDATION_BUCKETS:
-        return "validation"
-    return "train"
-
-
-def reviewed_face_counts() -> dict[str, int]:
-    """How many reviewed faces there are of each expression, in EXPRESSIONS order."""
-    counts = dict(
-        Face.objects.filter(reviewed_at__isnull=False)
-        .values_list("true_label")
-        .annotate(count=Count("id"))
-        .values_list("true_label", "count")
-    )
-    return {label: counts.get(label, 0) for label in EXPRESSIONS}
-
-
-def retrain_refusal(counts: dict[str, int]) -> str | None:
-    """Why these reviewed faces are too few to retrain on, or None when they are enough."""
-    minimum, per_class = settings.EMOTIONSITE_RETRAIN["min_faces"], settings.EMOTIONSITE_RETRAIN["min_faces_per_class"]
-    short = [f"{label} {count}" for label, count in counts.items() if count < per_class]
-    if sum(counts.values()) >= minimum and not short:
-        return None
-    return (
-        f"Retraining needs at least {minimum} reviewed faces, with {per_class} of each expression; "
-        f"there are {sum(counts.values())}" + (f" ({', '.join(short)})." if short else ".")
-    )
-
-
-def retrain_request(
-    *, requested_by: User, base_version: ModelVersion | None = None, use_reference_data: bool = True
-) -> TrainingJob:
-    """Queue a job that fine-tunes `base_version` (default: the active one); or refuse, saying why.
-
-    The reference data set is mixed in when it is configured and `use_reference_data` is true.
-    """
-    training_jobs_fail_stale()
-    base_version = base_version or selectors.active_model_version()
-    if base_version is None:
-        raise RetrainRefused("No model version is active, so there is nothing to fine-tune.")
-    if base_version.problem:
-        raise RetrainRefused(f"{base_version} cannot be loaded ({base_version.problem}); choose another version.")
-    refusal = retrain_refusal(reviewed_face_counts())
-    if refusal:
-        raise RetrainRefused(refusal)
-    options = {
-        key: settings.EMOTIONSITE_RETRAIN[key] for key in ("epochs", "batch_size", "learning_rate", "promotion_margin")
-    }
-    reference_data = settings.EMOTIONSITE_REFERENCE_DATA if use_reference_data else None
-    options |= {
-        "reference_data": str(reference_data) if reference_data else None,
-        "reference_images": settings.EMOTIONSITE_RETRAIN["reference_images"] if reference_data else 0,
-    }
-    try:
-        with transaction.atomic():
-            job = TrainingJob.objects.create(requested_by=requested_by, base_version=base_version, options=options)
-    except IntegrityError:
-        unfinished = TrainingJob.objects.filter(state__in=TrainingJob.UNFINISHED).first()
-        what = f"Training job {unfinished.pk} is {unfinished.state}" if unfinished else "Another job was just requested"
-        raise RetrainRefused(f"{what}: one job runs at a time. Wait for it to end, or cancel it.") from None
-
-    from classifier.tasks import retrain
-
-    transaction.on_commit(lambda: retrain.enqueue(job.pk))
-    return job
-
-
-def training_job_cancel(*, job: TrainingJob) -> TrainingJob:
-    """Cancel a queued job at once; ask a running one to stop (it does within a second or two)."""
-    if TrainingJob.objects.filter(pk=job.pk, state=TrainingJob.State.QUEUED).update(
-        state=TrainingJob.State.CANCELLED, cancel_requested=True, finished_at=timezone.now()
-    ):
-        job.refresh_from_db()
-        return job
-    if not TrainingJob.objects.filter(pk=job.pk, state=TrainingJob.State.RUNNING).update(cancel_requested=True):
-        job.refresh_from_db()
-        raise RetrainRefused(f"Training job {job.pk} has already {job.state}.")
-    job.refresh_from_db()
-    return job
-
-
-def training_jobs_fail_stale() -> list[TrainingJob]:
-    """Mark failed the running jobs whose worker has been silent too long (killed, or its machine gone)."""
-    cutoff = timezone.now() - timedelta(seconds=settings.EMOTIONSITE_RETRAIN["stale_seconds"])
-    failed = []
-    for job in TrainingJob.objects.filter(state=TrainingJob.State.RUNNING, heartbeat_at__lt=cutoff):
-        error = (
-            f"The worker stopped: no sign of life since {job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC. "
-            "Nothing it trained was kept; the active model version is unchanged."
-        )
-        # Only if it is still silent: a worker that wrote in between is alive.
-        if TrainingJob.objects.filter(pk=job.pk, state=job.state, heartbeat_at=job.heartbeat_at).update(
-            state=TrainingJob.State.FAILED, error=error, finished_at=timezone.now()
-        ):
-            shutil.rmtree(_work_folder(job), ignore_errors=True)
-            failed.append(job)
-            logger.warning("Training job %s marked failed: %s", job.pk, error)
-    return failed
-
-
-def _work_folder(job: TrainingJob) -> Path:
-    return Path(settings.EMOTIONSITE_MODEL_DIR) / f".training-job-{job.pk}"
-
-
-@dataclass(frozen=True)
-class ReviewedFaces:
-    train: LabelledImages
-    validation: LabelledImages
-    held_out: LabelledImages
-
-
-def reviewed_faces() -> ReviewedFaces:
-    """Every reviewed face's crop and true expression, split by `split_of` its capture."""
-    splits = {"train": ([], []), "validation": ([], []), "held_out": ([], [])}
-    faces = Face.objects.filter(reviewed_at__isnull=False).select_related("capture").order_by("id")
-    for face in faces.iterator(chunk_size=500):
-        crops, labels = splits[split_of(face.capture_id)]
-        crops.append(face_crop(face))
-        labels.append(INDEX_OF[face.true_label])
-    return ReviewedFaces(
-        **{
-            name: LabelledImages(
-                np.stack(crops) if crops else np.empty((0, INPUT_SIZE, INPUT_SIZE), np.uint8),
-                np.array(labels, np.int64),
-            )
-            for name, (crops, labels) in splits.items()
-        }
-    )
-
-
-def face_crop(face: Face) -> np.ndarray:
-    """The crop the model saw; for a face stored before crops were kept, its box cut from the image, unaligned."""
-    if face.crop is not None:
-        return np.frombuffer(bytes(face.crop), np.uint8).reshape(INPUT_SIZE, INPUT_SIZE)
-    with default_storage.open(face.capture.image.name) as file:
-        image = Image.open(file)
-        image.load()
-    x, y, width, height = face.box
-    return crop_whole_image(image.crop((x, y, x + width, y + height)))
+class RetrainFailed(Exception):
+    """The job cannot go on with what it found when it ran; the message says why, for staff."""
 
 
 class JobAbandoned(Exception):
@@ -276,7 +115,7 @@ def training_job_run(job_id: int) -> None:
     """Run a queued job to its end (the worker's task): succeeded with a version, failed or cancelled."""
     from ml.train import TrainingStopped
 
-    training_jobs_fail_stale()
+    services.training_jobs_fail_stale()
     now = timezone.now()
     started = TrainingJob.objects.filter(pk=job_id, state=TrainingJob.State.QUEUED).update(
         state=TrainingJob.State.RUNNING, started_at=now, heartbeat_at=now, progress={"phase": "reading the faces"}
@@ -284,7 +123,7 @@ def training_job_run(job_id: int) -> None:
     if not started:
         return  # cancelled before it started, or already run
     job = TrainingJob.objects.select_related("base_version").get(pk=job_id)
-    work_folder = _work_folder(job)
+    work_folder = services.training_job_work_folder(job)
     heartbeat = _Heartbeat(job_id)
     heartbeat.start()
     try:
@@ -316,11 +155,11 @@ def _train_and_decide(job: TrainingJob, work_folder: Path, channel: _JobChannel)
 
     options, base_version = job.options, job.base_version
     if base_version is None:
-        raise RetrainRefused("The version this job was to fine-tune has been deleted.")
-    faces = reviewed_faces()
+        raise RetrainFailed("The version this job was to fine-tune has been deleted.")
+    faces = training_data.reviewed_faces()
     for name, split in (("training", faces.train), ("validation", faces.validation), ("held-out", faces.held_out)):
         if len(split) == 0 or (name == "training" and len(split) < options["batch_size"]):
-            raise RetrainRefused(
+            raise RetrainFailed(
                 f"Too few reviewed faces fall in the {name} split ({len(split)}); review more faces first."
             )
     train_set, reference_test = faces.train, None

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from datetime import date, datetime, time
 
+from django.conf import settings
 from django.db.models import Count, DateField, Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -200,3 +201,26 @@ def accuracy_summary(*, user: User | None, since: date | None = None) -> Accurac
 
 def _ratio(row: dict) -> float | None:
     return row["correct"] / row["reviewed"] if row["reviewed"] else None
+
+
+def reviewed_face_counts() -> dict[str, int]:
+    """How many reviewed faces there are of each expression, in EXPRESSIONS order."""
+    counts = dict(
+        Face.objects.filter(reviewed_at__isnull=False)
+        .values_list("true_label")
+        .annotate(count=Count("id"))
+        .values_list("true_label", "count")
+    )
+    return {label: counts.get(label, 0) for label in EXPRESSIONS}
+
+
+def retrain_refusal(counts: dict[str, int]) -> str | None:
+    """Why these reviewed faces are too few to retrain on, or None when they are enough."""
+    minimum, per_class = settings.EMOTIONSITE_RETRAIN["min_faces"], settings.EMOTIONSITE_RETRAIN["min_faces_per_class"]
+    short = [f"{label} {count}" for label, count in counts.items() if count < per_class]
+    if sum(counts.values()) >= minimum and not short:
+        return None
+    return (
+        f"Retraining needs at least {minimum} reviewed faces, with {per_class} of each expression; "
+        f"there are {sum(counts.values())}" + (f" ({', '.join(short)})." if short else ".")
+    )

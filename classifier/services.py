@@ -1,8 +1,9 @@
 """Every write of the product: captures, reviews, model versions. Pages, API, admin and commands call these."""
 
 import logging
+import shutil
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,7 +12,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -19,7 +20,7 @@ from accounts.models import User
 from classifier import images, inference, selectors
 from classifier.images import ImageRefused
 from classifier.inference import ModelUnavailable
-from classifier.models import Capture, Expression, Face, ModelVersion
+from classifier.models import Capture, Expression, Face, ModelVersion, TrainingJob
 from ml.faces import FoundFace, find_faces
 from ml.labels import EXPRESSIONS
 from ml.model_folder import METADATA_FILE, ModelFolderError, read_metadata
@@ -28,9 +29,11 @@ if TYPE_CHECKING:
     from ml.predictor import Predictor
 
 __all__ = [
+    "CancelRefused",
     "ImageRefused",
     "ModelUnavailable",
     "NoModelVersion",
+    "RetrainRefused",
     "capture_create",
     "capture_delete",
     "face_review",
@@ -285,3 +288,87 @@ def _parse_time(value: object) -> datetime | None:
     except ValueError:
         return None
     return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
+
+
+class RetrainRefused(Exception):
+    """A retraining request that cannot be done now; the message says why, for the person asking."""
+
+
+class CancelRefused(Exception):
+    """A cancel request for a job that has already ended; the message says how it ended."""
+
+
+def retrain_request(
+    *, requested_by: User, base_version: ModelVersion | None = None, use_reference_data: bool = True
+) -> TrainingJob:
+    """Queue a job that fine-tunes `base_version` (default: the active one); or refuse, saying why.
+
+    The reference data set is mixed in when it is configured and `use_reference_data` is true.
+    """
+    training_jobs_fail_stale()
+    base_version = base_version or selectors.active_model_version()
+    if base_version is None:
+        raise RetrainRefused("No model version is active, so there is nothing to fine-tune.")
+    if base_version.problem:
+        raise RetrainRefused(f"{base_version} cannot be loaded ({base_version.problem}); choose another version.")
+    refusal = selectors.retrain_refusal(selectors.reviewed_face_counts())
+    if refusal:
+        raise RetrainRefused(refusal)
+    options = {
+        key: settings.EMOTIONSITE_RETRAIN[key] for key in ("epochs", "batch_size", "learning_rate", "promotion_margin")
+    }
+    reference_data = settings.EMOTIONSITE_REFERENCE_DATA if use_reference_data else None
+    options |= {
+        "reference_data": str(reference_data) if reference_data else None,
+        "reference_images": settings.EMOTIONSITE_RETRAIN["reference_images"] if reference_data else 0,
+    }
+    try:
+        with transaction.atomic():
+            job = TrainingJob.objects.create(requested_by=requested_by, base_version=base_version, options=options)
+    except IntegrityError:
+        unfinished = TrainingJob.objects.filter(state__in=TrainingJob.UNFINISHED).first()
+        what = f"Training job {unfinished.pk} is {unfinished.state}" if unfinished else "Another job was just requested"
+        raise RetrainRefused(f"{what}: one job runs at a time. Wait for it to end, or cancel it.") from None
+
+    from classifier.tasks import retrain
+
+    transaction.on_commit(lambda: retrain.enqueue(job.pk))
+    return job
+
+
+def training_job_cancel(*, job: TrainingJob) -> TrainingJob:
+    """Cancel a queued job at once; ask a running one to stop (it does within a second or two)."""
+    if TrainingJob.objects.filter(pk=job.pk, state=TrainingJob.State.QUEUED).update(
+        state=TrainingJob.State.CANCELLED, cancel_requested=True, finished_at=timezone.now()
+    ):
+        job.refresh_from_db()
+        return job
+    if not TrainingJob.objects.filter(pk=job.pk, state=TrainingJob.State.RUNNING).update(cancel_requested=True):
+        job.refresh_from_db()
+        raise CancelRefused(f"Training job {job.pk} has already {job.state}.")
+    job.refresh_from_db()
+    return job
+
+
+def training_jobs_fail_stale() -> list[TrainingJob]:
+    """Mark failed the running jobs whose worker has been silent too long (killed, or its machine gone)."""
+    cutoff = timezone.now() - timedelta(seconds=settings.EMOTIONSITE_RETRAIN["stale_seconds"])
+    failed = []
+    for job in TrainingJob.objects.filter(state=TrainingJob.State.RUNNING, heartbeat_at__lt=cutoff):
+        error = (
+            f"The worker stopped: no sign of life since {job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC. "
+            "Nothing it trained was kept; the active model version is unchanged."
+        )
+        # Only if it is still silent: a worker that wrote in between is alive.
+        if TrainingJob.objects.filter(pk=job.pk, state=job.state, heartbeat_at=job.heartbeat_at).update(
+            state=TrainingJob.State.FAILED, error=error, finished_at=timezone.now()
+        ):
+            shutil.rmtree(training_job_work_folder(job), ignore_errors=True)
+            failed.append(job)
+            logger.warning("Training job %s marked failed: %s", job.pk, error)
+    return failed
+
+
+def training_job_work_folder(job: TrainingJob) -> Path:
+    """Where a running job trains and exports: hidden (a name starting with "."), so never registered."""
+    return Path(settings.EMOTIONSITE_MODEL_DIR) / f".training-job-{job.pk}"

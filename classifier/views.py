@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from rest_framework.decorators import api_view, schema
 from rest_framework.request import Request
 
-from classifier import charts, retraining, selectors, services
+from classifier import charts, selectors, services
 from classifier.forms import CaptureFilterForm, CaptureForm, ReviewForm
 from classifier.images import declared_body_too_large
 from classifier.models import Capture
@@ -176,8 +176,8 @@ def accuracy(request: HttpRequest) -> HttpResponse:
 @require_GET
 def training(request: HttpRequest) -> HttpResponse:
     """Staff: retrain the model, follow the jobs (the page's script polls the API), activate any version."""
-    retraining.training_jobs_fail_stale()
-    counts = retraining.reviewed_face_counts()
+    services.training_jobs_fail_stale()
+    counts = selectors.reviewed_face_counts()
     return render(
         request,
         "classifier/training.html",
@@ -186,7 +186,7 @@ def training(request: HttpRequest) -> HttpResponse:
             "model_versions": selectors.model_version_list(),
             "reviewed_counts": counts,
             "reviewed_total": sum(counts.values()),
-            "refusal": retraining.retrain_refusal(counts),
+            "refusal": selectors.retrain_refusal(counts),
             "reference_data": settings.EMOTIONSITE_REFERENCE_DATA,
             "retrain_settings": settings.EMOTIONSITE_RETRAIN,
         },
@@ -198,8 +198,8 @@ def training(request: HttpRequest) -> HttpResponse:
 def retrain(request: HttpRequest) -> HttpResponse:
     use_reference_data = request.POST.get("use_reference_data") == "on"
     try:
-        job = retraining.retrain_request(requested_by=request.user, use_reference_data=use_reference_data)
-    except retraining.RetrainRefused as refusal:
+        job = services.retrain_request(requested_by=request.user, use_reference_data=use_reference_data)
+    except services.RetrainRefused as refusal:
         messages.error(request, str(refusal))
     else:
         messages.success(request, f"Training job {job.pk} is queued.")
@@ -211,8 +211,8 @@ def retrain(request: HttpRequest) -> HttpResponse:
 def training_job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(selectors.training_job_list(), pk=job_id)
     try:
-        job = retraining.training_job_cancel(job=job)
-    except retraining.RetrainRefused as refusal:
+        job = services.training_job_cancel(job=job)
+    except services.CancelRefused as refusal:
         messages.error(request, str(refusal))
     else:
         done = "is cancelled" if job.state == job.State.CANCELLED else "will stop within a few seconds"

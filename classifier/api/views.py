@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from classifier import retraining, selectors, services
+from classifier import selectors, services
 from classifier.api.errors import Conflict, PayloadTooLarge, ServiceUnavailable
 from classifier.api.serializers import (
     AccuracyQuerySerializer,
@@ -154,15 +154,15 @@ class TrainingJobViewSet(
         return selectors.training_job_list()
 
     def list(self, request: Request, *args, **kwargs) -> Response:
-        retraining.training_jobs_fail_stale()
+        services.training_jobs_fail_stale()
         return super().list(request, *args, **kwargs)
 
     def create(self, request: Request, *args, **kwargs) -> Response:
         options = TrainingJobCreateSerializer(data=request.data)
         options.is_valid(raise_exception=True)
         try:
-            job = retraining.retrain_request(requested_by=request.user, **options.validated_data)
-        except retraining.RetrainRefused as refusal:
+            job = services.retrain_request(requested_by=request.user, **options.validated_data)
+        except services.RetrainRefused as refusal:
             raise Conflict(str(refusal)) from None
         return Response(self.get_serializer(job).data, status=status.HTTP_201_CREATED)
 
@@ -170,7 +170,7 @@ class TrainingJobViewSet(
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
         try:
-            job = retraining.training_job_cancel(job=self.get_object())
-        except retraining.RetrainRefused as refusal:
+            job = services.training_job_cancel(job=self.get_object())
+        except services.CancelRefused as refusal:
             raise Conflict(str(refusal)) from None
         return Response(self.get_serializer(job).data)

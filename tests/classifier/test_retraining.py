@@ -14,9 +14,9 @@ from django.core.management import call_command
 from django.db import IntegrityError, OperationalError, transaction
 from django_tasks_db.models import DBTaskResult
 
-from classifier import retraining, selectors
+from classifier import retraining, selectors, services, training_data
 from classifier.models import Face, ModelVersion, TrainingJob
-from classifier.retraining import RetrainRefused
+from classifier.services import CancelRefused, RetrainRefused
 from ml.labels import EXPRESSIONS, INPUT_SIZE
 from tests.classifier.retrain_site import retrain_site, reviewed_faces
 from tests.conftest import make_user
@@ -36,22 +36,22 @@ def run_worker() -> str:
 
 def test_a_face_keeps_the_crop_the_model_saw(tiny_active, user):
     face = reviewed_faces(user, 1)[0]
-    crop = retraining.face_crop(face)
+    crop = training_data.face_crop(face)
     assert crop.shape == (INPUT_SIZE, INPUT_SIZE) and crop.dtype == np.uint8
     # A face stored before crops were kept is cut from its image by its box: the same pixels here,
     # since the capture is the crop itself (PNG, lossless; the stored JPEG is close, not equal).
     Face.objects.filter(pk=face.pk).update(crop=None)
-    recut = retraining.face_crop(Face.objects.select_related("capture").get(pk=face.pk))
+    recut = training_data.face_crop(Face.objects.select_related("capture").get(pk=face.pk))
     assert recut.shape == crop.shape and np.abs(recut.astype(int) - crop).mean() < 4
 
 
 def test_the_split_is_by_capture_and_fixed():
     # Pinned: a change of hash would move faces that were held out into training.
-    assert [retraining.split_of(capture_id) for capture_id in range(1, 13)] == [
+    assert [training_data.split_of(capture_id) for capture_id in range(1, 13)] == [
         "train", "train", "validation", "train", "train", "held_out",
         "train", "train", "held_out", "train", "train", "held_out",
     ]  # fmt: skip
-    splits = [retraining.split_of(capture_id) for capture_id in range(1, 2001)]
+    splits = [training_data.split_of(capture_id) for capture_id in range(1, 2001)]
     shares = {name: splits.count(name) / len(splits) for name in ("train", "validation", "held_out")}
     assert shares["held_out"] == pytest.approx(0.2, abs=0.03) and shares["validation"] == pytest.approx(0.1, abs=0.03)
 
@@ -59,7 +59,7 @@ def test_the_split_is_by_capture_and_fixed():
 def test_too_few_reviewed_faces_is_refused_saying_how_many(tiny_active, staff_user):
     reviewed_faces(staff_user, 10)
     with pytest.raises(RetrainRefused, match=r"at least 40 reviewed faces, with 2 of each expression; there are 10"):
-        retraining.retrain_request(requested_by=staff_user)
+        services.retrain_request(requested_by=staff_user)
     assert not TrainingJob.objects.exists()
 
 
@@ -69,19 +69,19 @@ def test_a_missing_expression_is_refused_by_name(tiny_active, staff_user, settin
     disgust = [face for face in faces if face.true_label == "disgust"]
     Face.objects.filter(pk__in=[face.pk for face in disgust]).delete()
     with pytest.raises(RetrainRefused, match=r"\(disgust 0\)"):
-        retraining.retrain_request(requested_by=staff_user)
+        services.retrain_request(requested_by=staff_user)
 
 
 def test_a_second_request_is_refused_while_one_is_unfinished(tiny_active, staff_user):
     reviewed_faces(staff_user, 60)
-    first = retraining.retrain_request(requested_by=staff_user)
+    first = services.retrain_request(requested_by=staff_user)
     with pytest.raises(RetrainRefused, match=rf"Training job {first.pk} is queued: one job runs at a time"):
-        retraining.retrain_request(requested_by=staff_user)
+        services.retrain_request(requested_by=staff_user)
     # The database holds the line too, should two requests pass the check at once.
     with pytest.raises(IntegrityError), transaction.atomic():
         TrainingJob.objects.create(requested_by=staff_user, base_version=tiny_active, state="running")
-    retraining.training_job_cancel(job=first)
-    assert retraining.retrain_request(requested_by=staff_user).state == TrainingJob.State.QUEUED
+    services.training_job_cancel(job=first)
+    assert services.retrain_request(requested_by=staff_user).state == TrainingJob.State.QUEUED
 
 
 @pytest.mark.slow
@@ -89,7 +89,7 @@ def test_a_second_request_is_refused_while_one_is_unfinished(tiny_active, staff_
 def test_a_job_runs_in_the_worker_and_its_better_candidate_goes_live(tiny_active, staff_user, settings):
     reviewed_faces(staff_user, 60)
     settings.EMOTIONSITE_RETRAIN["promotion_margin"] = 1.0  # any candidate that is not 100 points worse
-    job = retraining.retrain_request(requested_by=staff_user)  # committed, so enqueued at once
+    job = services.retrain_request(requested_by=staff_user)  # committed, so enqueued at once
     assert DBTaskResult.objects.get().args_kwargs == {"args": [job.pk], "kwargs": {}}
 
     run_worker()
@@ -121,7 +121,7 @@ def test_a_job_runs_in_the_worker_and_its_better_candidate_goes_live(tiny_active
 def test_a_candidate_worse_than_the_margin_is_kept_as_rejected(tiny_active, staff_user, settings):
     reviewed_faces(staff_user, 60)
     settings.EMOTIONSITE_RETRAIN["promotion_margin"] = -1.0  # it would have to be 100 points better
-    job = retraining.retrain_request(requested_by=staff_user)
+    job = services.retrain_request(requested_by=staff_user)
     retraining.training_job_run(job.pk)
 
     job.refresh_from_db()
@@ -152,19 +152,19 @@ def test_the_decision_compares_every_evaluation_within_the_margin(tiny_active):
 
 def test_cancelling_a_queued_job_ends_it_before_it_starts(tiny_active, staff_user):
     reviewed_faces(staff_user, 60)
-    job = retraining.training_job_cancel(job=retraining.retrain_request(requested_by=staff_user))
+    job = services.training_job_cancel(job=services.retrain_request(requested_by=staff_user))
     assert job.state == TrainingJob.State.CANCELLED and job.finished_at
     retraining.training_job_run(job.pk)  # the worker finds it cancelled and leaves it
     job.refresh_from_db()
     assert job.state == TrainingJob.State.CANCELLED and job.model_version is None
-    with pytest.raises(RetrainRefused, match=f"Training job {job.pk} has already cancelled"):
-        retraining.training_job_cancel(job=job)
+    with pytest.raises(CancelRefused, match=f"Training job {job.pk} has already cancelled"):
+        services.training_job_cancel(job=job)
 
 
 @pytest.mark.slow
 def test_a_running_job_stops_when_cancelled_and_keeps_nothing(tiny_active, staff_user, settings, monkeypatch):
     reviewed_faces(staff_user, 60)
-    job = retraining.retrain_request(requested_by=staff_user)
+    job = services.retrain_request(requested_by=staff_user)
     real_on_progress = retraining._JobChannel.on_progress
 
     def cancel_during_training(channel, progress):
@@ -191,7 +191,7 @@ def test_a_killed_worker_fails_its_job_once_stale_and_leaves_the_site_as_it_was(
     staff = make_user("admin", staff=True)
     reviewed_faces(staff, 60)
     settings.EMOTIONSITE_RETRAIN["epochs"] = 500  # far longer than the test waits
-    job = retraining.retrain_request(requested_by=staff)  # no atomic block here: committed, and enqueued
+    job = services.retrain_request(requested_by=staff)  # no atomic block here: committed, and enqueued
 
     environment = os.environ | {
         "DATABASE_URL": f"sqlite:///{settings.DATABASES['default']['NAME']}",
@@ -219,17 +219,17 @@ def test_a_killed_worker_fails_its_job_once_stale_and_leaves_the_site_as_it_was(
         worker.stderr.close()
 
     assert TrainingJob.objects.get(pk=job.pk).state == TrainingJob.State.RUNNING  # nobody knows yet
-    assert retraining.training_jobs_fail_stale() == []  # silent for less than stale_seconds: still running
+    assert services.training_jobs_fail_stale() == []  # silent for less than stale_seconds: still running
     settings.EMOTIONSITE_RETRAIN["stale_seconds"] = 1
     time.sleep(1.5)
-    assert [stale.pk for stale in retraining.training_jobs_fail_stale()] == [job.pk]
+    assert [stale.pk for stale in services.training_jobs_fail_stale()] == [job.pk]
 
     job.refresh_from_db()
     assert job.state == TrainingJob.State.FAILED and job.error.startswith("The worker stopped: no sign of life since")
     assert selectors.active_model_version() == tiny and ModelVersion.objects.count() == 1
     assert [path.name for path in Path(settings.EMOTIONSITE_MODEL_DIR).iterdir()] == ["tiny-1"]
     # And the next request may run.
-    assert retraining.retrain_request(requested_by=staff).state == TrainingJob.State.QUEUED
+    assert services.retrain_request(requested_by=staff).state == TrainingJob.State.QUEUED
 
 
 def only_the_base_version_is_left(settings, tiny_active) -> None:
@@ -245,7 +245,7 @@ def test_a_job_marked_failed_while_its_worker_lives_on_keeps_nothing(
     """A worker that paused past stale_seconds finds its job failed and stops, instead of writing over it."""
     reviewed_faces(staff_user, 60)
     settings.EMOTIONSITE_RETRAIN["promotion_margin"] = 1.0
-    job = retraining.retrain_request(requested_by=staff_user)
+    job = services.retrain_request(requested_by=staff_user)
 
     def marked_failed():
         TrainingJob.objects.filter(pk=job.pk).update(state="failed", error="The worker stopped: ...")
@@ -277,11 +277,11 @@ def test_a_job_marked_failed_while_its_worker_lives_on_keeps_nothing(
 def test_a_cancel_after_training_keeps_nothing(tiny_active, staff_user, settings, monkeypatch):
     reviewed_faces(staff_user, 60)
     settings.EMOTIONSITE_RETRAIN["promotion_margin"] = 1.0
-    job = retraining.retrain_request(requested_by=staff_user)
+    job = services.retrain_request(requested_by=staff_user)
     real_compare = retraining._compare
 
     def compare(*args):
-        retraining.training_job_cancel(job=job)  # staff press Cancel while the candidate is evaluated
+        services.training_job_cancel(job=job)  # staff press Cancel while the candidate is evaluated
         return real_compare(*args)
 
     monkeypatch.setattr(retraining, "_compare", compare)
@@ -296,7 +296,7 @@ def test_a_cancel_after_training_keeps_nothing(tiny_active, staff_user, settings
 def test_a_failure_while_keeping_the_version_removes_its_folder(tiny_active, staff_user, settings, monkeypatch):
     reviewed_faces(staff_user, 60)
     settings.EMOTIONSITE_RETRAIN["promotion_margin"] = 1.0
-    job = retraining.retrain_request(requested_by=staff_user)
+    job = services.retrain_request(requested_by=staff_user)
 
     def locked(**kwargs):
         raise OperationalError("database is locked")

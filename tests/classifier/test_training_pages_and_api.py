@@ -7,7 +7,7 @@ from django.test import Client
 from django_tasks_db.models import DBTaskResult
 from rest_framework.test import APIClient
 
-from classifier import retraining, services
+from classifier import services
 from classifier.models import ModelVersion, TrainingJob
 from tests.classifier.retrain_site import retrain_site, reviewed_faces
 
@@ -93,7 +93,7 @@ def test_the_reference_data_is_mixed_in_unless_unticked(tiny_active, staff_clien
     staff_client.post("/staff/training/retrain/", {"use_reference_data": "on"})
     job = TrainingJob.objects.get()
     assert job.options["reference_data"] == "/data/fer2013.csv.gz" and job.options["reference_images"] == 64
-    retraining.training_job_cancel(job=job)
+    services.training_job_cancel(job=job)
     staff_client.post("/staff/training/retrain/")
     assert TrainingJob.objects.latest("id").options["reference_data"] is None
 
@@ -191,5 +191,5 @@ def test_the_admin_retrains_from_the_selected_version(tiny_active, earlier_versi
 def test_a_version_that_cannot_load_is_refused_as_a_base(tiny_active, staff_user):
     reviewed_faces(staff_user, 60)
     services.model_version_fail(model_version=tiny_active, problem="inference.pdiparams is missing")
-    with pytest.raises(retraining.RetrainRefused, match="tiny-1 cannot be loaded"):
-        retraining.retrain_request(requested_by=staff_user)
+    with pytest.raises(services.RetrainRefused, match="tiny-1 cannot be loaded"):
+        services.retrain_request(requested_by=staff_user)
