@@ -166,7 +166,7 @@ class TrainingJob(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
-    # The worker's last sign of life; a running job silent for longer than EMOTIONSITE_RETRAIN["stale_seconds"]
+    # The worker's last sign of life; a running job silent for longer than EMOTIONSITE_RETRAIN.stale_seconds
     # lost its worker and is marked failed.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

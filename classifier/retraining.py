@@ -199,7 +199,8 @@ def _train_and_decide(job: TrainingJob, work_folder: Path, channel: _JobChannel)
     evaluation = {"held_out": _compare(candidate, active, faces.held_out)}
     if reference_test is not None:
         evaluation["public_test"] = _compare(candidate, active, reference_test)
-    promoted, decision = _decide(evaluation, active_version, margin=options["promotion_margin"])
+    margins = {"held_out": options["promotion_margin"], "public_test": options["reference_margin"]}
+    promoted, decision = _decide(evaluation, active_version, margins=margins)
 
     metadata = read_metadata(folder)
     metadata["metrics"] |= evaluation
@@ -264,33 +265,46 @@ def _keep(job: TrainingJob, folder: Path, metadata: dict, base_version: ModelVer
 
 
 def _compare(candidate: "Predictor", active: "Predictor", data: LabelledImages) -> dict:
-    """Both versions' scores on the same faces."""
-    from ml.evaluate import evaluate_model
+    """Both versions on the same faces: each one's scores, and the paired comparison the gate judges."""
+    from ml.evaluate import evaluate_predictions, predict_all
+    from ml.promotion import compare_paired
 
-    scores = {"count": len(data), "active_version": active.version}
+    scores, correct = {"count": len(data), "active_version": active.version}, {}
     for name, predictor in (("candidate", candidate), ("active", active)):
-        metrics = evaluate_model(predictor, data)
+        probabilities = predict_all(predictor, data.images)
+        correct[name] = probabilities.argmax(axis=1) == data.labels
+        metrics = evaluate_predictions(data.labels, probabilities)
         scores[name] = {
             "accuracy": metrics["accuracy"],
             "macro_f1": metrics["macro_f1"],
             "recall": {label: figures["recall"] for label, figures in metrics["per_class"].items()},
         }
-    return scores
+    return scores | {"comparison": compare_paired(correct["candidate"], correct["active"]).as_dict()}
 
 
-EVALUATION_NAMES = {"held_out": "held-out reviewed faces", "public_test": "FER2013 PublicTest"}
+EVALUATION_NAMES = {"held_out": "held-out reviewed faces", "public_test": "FER2013 PublicTest faces"}
 
 
-def _decide(evaluation: dict, active_version: ModelVersion, *, margin: float) -> tuple[bool, str]:
-    """Promote only when the candidate is not worse than the active version by more than `margin` anywhere."""
-    promoted, findings = True, []
+def _decide(evaluation: dict, active_version: ModelVersion, *, margins: dict[str, float]) -> tuple[bool, str]:
+    """Promote only when every comparison passes the gate (`ml.promotion.judge`) with its margin; on the
+    held-out reviewed faces the candidate must also be ahead."""
+    from ml.promotion import Interval, PairedComparison, judge
+
+    verdicts = []
     for key, scores in evaluation.items():
-        candidate, active = scores["candidate"]["accuracy"], scores["active"]["accuracy"]
-        holds = candidate >= active - margin
-        promoted &= holds
-        findings.append(
-            f"on {scores['count']:,} {EVALUATION_NAMES[key]} {candidate:.1%} against {active:.1%}"
-            + ("" if holds else " (worse by more than the margin)")
+        figures = dict(scores["comparison"])
+        for name in ("candidate_interval", "active_interval", "difference_interval"):
+            figures[name] = Interval(**figures[name])
+        verdicts.append(
+            judge(
+                PairedComparison(**figures),
+                margin=margins[key],
+                must_be_ahead=key == "held_out",
+                what=EVALUATION_NAMES[key],
+            )
         )
-    verdict = "Activated" if promoted else "Rejected"
-    return promoted, (f"{verdict}: accuracy {'; '.join(findings)} for {active_version.version}; margin {margin:.1%}.")
+    promoted = all(verdict.passed for verdict in verdicts)
+    findings = "; ".join(verdict.words for verdict in verdicts)
+    if promoted:
+        return True, f"Activated in place of {active_version.version}: {findings}."
+    return False, f"Rejected, {active_version.version} stays active: {findings}."

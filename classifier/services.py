@@ -314,13 +314,16 @@ def retrain_request(
     refusal = selectors.retrain_refusal(selectors.reviewed_face_counts())
     if refusal:
         raise RetrainRefused(refusal)
-    options = {
-        key: settings.EMOTIONSITE_RETRAIN[key] for key in ("epochs", "batch_size", "learning_rate", "promotion_margin")
-    }
+    retrain = settings.EMOTIONSITE_RETRAIN
     reference_data = settings.EMOTIONSITE_REFERENCE_DATA if use_reference_data else None
-    options |= {
+    options = {
+        "epochs": retrain.epochs,
+        "batch_size": retrain.batch_size,
+        "learning_rate": retrain.learning_rate,
+        "promotion_margin": retrain.promotion_margin,
+        "reference_margin": retrain.reference_margin,
         "reference_data": str(reference_data) if reference_data else None,
-        "reference_images": settings.EMOTIONSITE_RETRAIN["reference_images"] if reference_data else 0,
+        "reference_images": retrain.reference_images if reference_data else 0,
     }
     try:
         with transaction.atomic():
@@ -352,7 +355,7 @@ def training_job_cancel(*, job: TrainingJob) -> TrainingJob:
 
 def training_jobs_fail_stale() -> list[TrainingJob]:
     """Mark failed the running jobs whose worker has been silent too long (killed, or its machine gone)."""
-    cutoff = timezone.now() - timedelta(seconds=settings.EMOTIONSITE_RETRAIN["stale_seconds"])
+    cutoff = timezone.now() - timedelta(seconds=settings.EMOTIONSITE_RETRAIN.stale_seconds)
     failed = []
     for job in TrainingJob.objects.filter(state=TrainingJob.State.RUNNING, heartbeat_at__lt=cutoff):
         error = (

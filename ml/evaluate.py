@@ -78,12 +78,17 @@ def evaluate_predictions(labels: np.ndarray, probabilities: np.ndarray) -> dict:
     }
 
 
+def predict_all(predictor: Predictor, images: np.ndarray) -> np.ndarray:
+    """The predictor's (N, 7) probabilities for any number of crops, in batches."""
+    batches = [
+        predictor.predict(images[start : start + PREDICT_BATCH]) for start in range(0, len(images), PREDICT_BATCH)
+    ]
+    return np.concatenate(batches) if batches else np.empty((0, NUM_CLASSES), np.float32)
+
+
 def evaluate_model(predictor: Predictor, data: LabelledImages) -> dict:
     """`evaluate_predictions` of the predictor's probabilities for the data's crops."""
-    probabilities = np.concatenate(
-        [predictor.predict(data.images[start : start + PREDICT_BATCH]) for start in range(0, len(data), PREDICT_BATCH)]
-    )
-    return evaluate_predictions(data.labels, probabilities)
+    return evaluate_predictions(data.labels, predict_all(predictor, data.images))
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:

@@ -196,6 +196,10 @@ def train(
         weight_decay=config.weight_decay,
     )
     loss_fn = nn.CrossEntropyLoss(weight=paddle.to_tensor(class_weights(train_set.labels, config.class_weight_power)))
+    # A class the training data lacks is left out of the softmax: nothing then pushes its logit down, so a
+    # fine-tune keeps reading it as its parent did instead of learning that it never occurs.
+    present = np.bincount(train_set.labels, minlength=NUM_CLASSES) > 0
+    absent_classes_out = paddle.to_tensor(np.where(present, 0.0, -1e4).astype(np.float32))
 
     state = {"epoch": 0, "best_epoch": 0, "best_validation_accuracy": -1.0, "history": []}
     stored_config = json.loads(json.dumps(dataclasses.asdict(config)))  # as config.json holds it
@@ -240,7 +244,7 @@ def train(
                 learning_rate_at((epoch - 1) * steps_per_epoch + step, total_steps, warmup_steps, config.learning_rate)
             )
             logits = net(pixels)
-            loss = loss_fn(logits, labels)
+            loss = loss_fn(logits + absent_classes_out, labels)
             loss.backward()
             optimizer.step()
             optimizer.clear_grad()

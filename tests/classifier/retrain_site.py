@@ -10,20 +10,14 @@ from PIL import Image
 from accounts.models import User
 from classifier import services
 from classifier.models import Face, ModelVersion
+from emotionsite.settings import RetrainSettings
 from ml.labels import EXPRESSIONS
 from ml.testing import synthetic_crops
 
 # Small enough for a test to retrain the tiny model in seconds.
-TEST_RETRAIN = {
-    "min_faces": 40,
-    "min_faces_per_class": 2,
-    "epochs": 2,
-    "batch_size": 16,
-    "learning_rate": 0.01,
-    "reference_images": 64,
-    "promotion_margin": 0.0,
-    "stale_seconds": 300,
-}
+TEST_RETRAIN = RetrainSettings(
+    min_faces=40, epochs=2, batch_size=16, learning_rate=0.01, reference_images=64, stale_seconds=300
+)
 
 
 def retrain_site(settings, tmp_path: Path, tiny_models_dir: Path) -> ModelVersion:
@@ -31,14 +25,18 @@ def retrain_site(settings, tmp_path: Path, tiny_models_dir: Path) -> ModelVersio
     models_dir = tmp_path / "models"
     shutil.copytree(tiny_models_dir / "tiny-1", models_dir / "tiny-1")
     settings.EMOTIONSITE_MODEL_DIR = models_dir
-    settings.EMOTIONSITE_RETRAIN = dict(TEST_RETRAIN)
+    settings.EMOTIONSITE_RETRAIN = TEST_RETRAIN
     settings.EMOTIONSITE_REFERENCE_DATA = None
     services.model_versions_register()
     return ModelVersion.objects.get(state=ModelVersion.State.ACTIVE)
 
 
-def reviewed_faces(owner: User, count: int, *, seed: int = 0) -> list[Face]:
-    """`count` captures of one synthetic 48x48 crop each, uploaded and reviewed with their true expression."""
+def reviewed_faces(owner: User, count: int, *, seed: int = 0, label_shift: int = 0) -> list[Face]:
+    """`count` captures of one synthetic 48x48 crop each, uploaded and reviewed with their true expression.
+
+    With `label_shift`, reviewers call each kind of crop the expression that many places further on in
+    EXPRESSIONS: a population the model reads wrongly, so a retrained candidate is clearly ahead.
+    """
     crops = synthetic_crops(count, seed=seed)
     faces = []
     for pixels, label in zip(crops.images, crops.labels, strict=True):
@@ -46,5 +44,6 @@ def reviewed_faces(owner: User, count: int, *, seed: int = 0) -> list[Face]:
         Image.fromarray(pixels).save(buffer, format="PNG")
         capture = services.capture_create(owner=owner, image=SimpleUploadedFile("crop.png", buffer.getvalue()))
         face = capture.faces.get()
-        faces.append(services.face_review(face=face, reviewer=owner, true_label=EXPRESSIONS[label]))
+        true_label = EXPRESSIONS[(label + label_shift) % len(EXPRESSIONS)]
+        faces.append(services.face_review(face=face, reviewer=owner, true_label=true_label))
     return faces
