@@ -182,7 +182,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             self.message_user(request, "Select exactly one model version to activate.", messages.ERROR)
             return
         try:
-            model_version = services.model_version_activate(model_version=queryset.get())
+            model_version = services.model_version_activate(model_version=queryset.get(), activated_by=request.user)
         except services.ModelUnavailable as error:
             self.message_user(request, str(error), messages.ERROR)
             return

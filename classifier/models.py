@@ -17,9 +17,10 @@ class ModelVersion(models.Model):
     """One exported model folder. Exactly one is active: it predicts every new face."""
 
     class State(models.TextChoices):
-        ACTIVE = "active"
-        CANDIDATE = "candidate"
-        REJECTED = "rejected"
+        ACTIVE = "active", "active"
+        PREVIOUS = "previous", "previous (was active)"
+        CANDIDATE = "candidate", "candidate (never active)"
+        REJECTED = "rejected", "rejected by the gate"
 
     version = models.CharField(max_length=100, unique=True)
     # Relative to EMOTIONSITE_MODEL_DIR when the folder is inside it, so the data moves with that setting.
@@ -45,6 +46,35 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return self.version
+
+
+class ModelActivation(models.Model):
+    """One time a model version became the active one: which, in place of which, how, by whom and when."""
+
+    class Reason(models.TextChoices):
+        REGISTERED = "registered", "registered on a site with no active version"
+        PROMOTION = "promotion", "promoted by its training job"
+        MANUAL = "manual", "activated by hand"
+        FALLBACK = "fallback", "fallback: the active version could not be loaded"
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="activations")
+    replaced = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="replaced_by"
+    )
+    reason = models.CharField(max_length=20, choices=Reason)
+    activated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="activations"
+    )
+    training_job = models.ForeignKey(
+        "TrainingJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="activations"
+    )
+    activated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-activated_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.model_version} activated {self.activated_at:%Y-%m-%d %H:%M} ({self.reason})"
 
 
 class Capture(models.Model):

@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from classifier import selectors, services, training_data
 from classifier.inference import model_folder
-from classifier.models import ModelVersion, TrainingJob
+from classifier.models import ModelActivation, ModelVersion, TrainingJob
 from ml.data import LabelledImages
 from ml.model_folder import read_metadata, write_metadata
 
@@ -176,6 +176,8 @@ def _train_and_decide(job: TrainingJob, work_folder: Path, channel: _JobChannel)
         epochs=options["epochs"],
         batch_size=options["batch_size"],
         learning_rate=options["learning_rate"],
+        frozen_stages=options["frozen_stages"],
+        class_weight_power=options["class_weight_power"],
         warmup_epochs=0.5,
         seed=job.pk,
         init_from=str(model_folder(base_version)),
@@ -250,7 +252,9 @@ def _keep(job: TrainingJob, folder: Path, metadata: dict, base_version: ModelVer
                 decision=metadata["decision"],
             )
             if metadata["promoted"]:
-                services.model_version_activate(model_version=model_version)
+                services.model_version_activate(
+                    model_version=model_version, reason=ModelActivation.Reason.PROMOTION, training_job=job
+                )
             TrainingJob.objects.filter(pk=job.pk).update(
                 state=TrainingJob.State.SUCCEEDED,
                 model_version=model_version,

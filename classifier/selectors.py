@@ -9,7 +9,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from accounts.models import User
-from classifier.models import Capture, Face, ModelVersion, TrainingJob
+from classifier.models import Capture, Face, ModelActivation, ModelVersion, TrainingJob
 from ml.labels import EXPRESSIONS
 
 
@@ -75,6 +75,11 @@ def active_model_version() -> ModelVersion | None:
 
 def model_version_list() -> QuerySet[ModelVersion]:
     return ModelVersion.objects.select_related("parent").order_by("-created_at")
+
+
+def model_activation_list() -> QuerySet[ModelActivation]:
+    """Every activation, newest first: which version, in place of which, how, by whom and when."""
+    return ModelActivation.objects.select_related("model_version", "replaced", "activated_by", "training_job")
 
 
 def training_job_list() -> QuerySet[TrainingJob]:

@@ -20,7 +20,7 @@ from accounts.models import User
 from classifier import images, inference, selectors
 from classifier.images import ImageRefused
 from classifier.inference import ModelUnavailable
-from classifier.models import Capture, Expression, Face, ModelVersion, TrainingJob
+from classifier.models import Capture, Expression, Face, ModelActivation, ModelVersion, TrainingJob
 from ml.faces import FoundFace, find_faces
 from ml.labels import EXPRESSIONS
 from ml.model_folder import METADATA_FILE, ModelFolderError, read_metadata
@@ -178,7 +178,7 @@ def model_version_fail(*, model_version: ModelVersion, problem: str) -> ModelVer
         logger.error("Model version %s cannot be used (%s) and no other version can take over", model_version, problem)
         return None
     logger.error("Model version %s cannot be used (%s); falling back to %s", model_version, problem, fallback)
-    return model_version_activate(model_version=fallback)
+    return model_version_activate(model_version=fallback, reason=ModelActivation.Reason.FALLBACK)
 
 
 def _last_good_version(model_dir: Path, *, besides: ModelVersion | None = None) -> ModelVersion | None:
@@ -246,7 +246,7 @@ def model_versions_register(*, model_dir: Path | None = None) -> list[ModelVersi
         if active is not None and not _folder_exists(active, model_dir):
             model_version_fail(model_version=active, problem=f"its folder {model_dir / active.path} is missing")
         elif active is None and (newest := _last_good_version(model_dir)) is not None:
-            model_version_activate(model_version=newest)
+            model_version_activate(model_version=newest, reason=ModelActivation.Reason.REGISTERED)
     return registered
 
 
@@ -254,8 +254,14 @@ def _folder_exists(model_version: ModelVersion, model_dir: Path) -> bool:
     return (model_dir / model_version.path / METADATA_FILE).is_file()
 
 
-def model_version_activate(*, model_version: ModelVersion) -> ModelVersion:
-    """Make this the one active model version; the one before becomes a candidate.
+def model_version_activate(
+    *,
+    model_version: ModelVersion,
+    reason: ModelActivation.Reason = ModelActivation.Reason.MANUAL,
+    activated_by: User | None = None,
+    training_job: TrainingJob | None = None,
+) -> ModelVersion:
+    """Make this the one active model version, and record how; the one it replaces becomes "previous".
 
     Every worker loads it on its next prediction (classifier.inference). A problem recorded for it is
     cleared: activating is how staff say the folder has been repaired; if not, it is found again.
@@ -264,12 +270,21 @@ def model_version_activate(*, model_version: ModelVersion) -> ModelVersion:
     if not _folder_exists(model_version, Path(settings.EMOTIONSITE_MODEL_DIR)):
         raise ModelUnavailable(f"{model_version} cannot be activated: its folder {model_version.path} is missing.")
     with transaction.atomic():
-        ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE).exclude(pk=model_version.pk).update(
-            state=ModelVersion.State.CANDIDATE
-        )
+        replaced = ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE).exclude(pk=model_version.pk).first()
+        if replaced is not None:
+            replaced.state = ModelVersion.State.PREVIOUS
+            replaced.save(update_fields=["state"])
         model_version.state, model_version.problem = ModelVersion.State.ACTIVE, ""
         model_version.activated_at = timezone.now()
         model_version.save(update_fields=["state", "problem", "activated_at"])
+        ModelActivation.objects.create(
+            model_version=model_version,
+            replaced=replaced,
+            reason=reason,
+            activated_by=activated_by,
+            training_job=training_job,
+            activated_at=model_version.activated_at,
+        )
     return model_version
 
 
@@ -320,6 +335,8 @@ def retrain_request(
         "epochs": retrain.epochs,
         "batch_size": retrain.batch_size,
         "learning_rate": retrain.learning_rate,
+        "frozen_stages": retrain.frozen_stages,
+        "class_weight_power": retrain.class_weight_power,
         "promotion_margin": retrain.promotion_margin,
         "reference_margin": retrain.reference_margin,
         "reference_data": str(reference_data) if reference_data else None,

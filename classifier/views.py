@@ -184,6 +184,7 @@ def training(request: HttpRequest) -> HttpResponse:
         {
             "jobs": selectors.training_job_list()[:TRAINING_JOBS_SHOWN],
             "model_versions": selectors.model_version_list(),
+            "activations": selectors.model_activation_list()[:TRAINING_JOBS_SHOWN],
             "reviewed_counts": counts,
             "reviewed_total": sum(counts.values()),
             "refusal": selectors.retrain_refusal(counts),
@@ -225,7 +226,7 @@ def training_job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
 def model_version_activate(request: HttpRequest, version_id: int) -> HttpResponse:
     model_version = get_object_or_404(selectors.model_version_list(), pk=version_id)
     try:
-        services.model_version_activate(model_version=model_version)
+        services.model_version_activate(model_version=model_version, activated_by=request.user)
     except services.ModelUnavailable as error:
         messages.error(request, str(error))
     else:

@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
-from classifier.models import Capture, Expression, Face, ModelVersion, TrainingJob
+from classifier.models import Capture, Expression, Face, ModelActivation, ModelVersion, TrainingJob
 from ml.labels import EXPRESSIONS
 
 
@@ -84,11 +84,23 @@ class CaptureFilterSerializer(serializers.Serializer):
 
 class ModelVersionSerializer(serializers.ModelSerializer):
     is_active = serializers.SerializerMethodField()
+    state_display = serializers.CharField(source="get_state_display", read_only=True)
     parent = serializers.SlugRelatedField(slug_field="version", read_only=True, allow_null=True)
 
     class Meta:
         model = ModelVersion
-        fields = ["version", "state", "is_active", "parent", "metrics", "training", "decision", "problem", "created_at"]
+        fields = [
+            "version",
+            "state",
+            "state_display",
+            "is_active",
+            "parent",
+            "metrics",
+            "training",
+            "decision",
+            "problem",
+            "created_at",
+        ]
         read_only_fields = fields
 
     def get_is_active(self, model_version: ModelVersion) -> bool:
@@ -102,6 +114,26 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             data["problem"] = "cannot be used" if data["problem"] else ""
             data["training"] = {key: value for key, value in data["training"].items() if key != "reference_data"}
         return data
+
+
+class ModelActivationSerializer(serializers.ModelSerializer):
+    model_version = serializers.SlugRelatedField(slug_field="version", read_only=True)
+    replaced = serializers.SlugRelatedField(slug_field="version", read_only=True, allow_null=True)
+    activated_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    reason_display = serializers.CharField(source="get_reason_display", read_only=True)
+
+    class Meta:
+        model = ModelActivation
+        fields = [
+            "model_version",
+            "replaced",
+            "reason",
+            "reason_display",
+            "activated_by",
+            "training_job",
+            "activated_at",
+        ]
+        read_only_fields = fields
 
 
 class AccuracyQuerySerializer(serializers.Serializer):

@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, permissions, status, viewsets
+from rest_framework import generics, mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -21,6 +21,7 @@ from classifier.api.serializers import (
     CaptureSerializer,
     FaceReviewSerializer,
     FaceSerializer,
+    ModelActivationSerializer,
     ModelVersionSerializer,
     TrainingJobCreateSerializer,
     TrainingJobSerializer,
@@ -117,6 +118,16 @@ class ModelVersionListView(APIView):
         )
 
 
+class ModelActivationListView(generics.ListAPIView):
+    """Staff: every time a model version became the active one, newest first."""
+
+    serializer_class = ModelActivationSerializer
+    permission_classes = [permissions.IsAdminUser]
+
+    def get_queryset(self):
+        return selectors.model_activation_list()
+
+
 class ModelVersionActivateView(APIView):
     """Staff: make this version the active one (a rollback is activating an earlier version)."""
 
@@ -126,7 +137,7 @@ class ModelVersionActivateView(APIView):
     def post(self, request: Request, version: str) -> Response:
         model_version = get_object_or_404(selectors.model_version_list(), version=version)
         try:
-            services.model_version_activate(model_version=model_version)
+            services.model_version_activate(model_version=model_version, activated_by=request.user)
         except services.ModelUnavailable as error:
             raise Conflict(str(error)) from None
         return Response(ModelVersionSerializer(model_version, context={"request": request}).data)

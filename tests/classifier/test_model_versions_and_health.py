@@ -48,7 +48,7 @@ def test_when_the_active_versions_folder_is_gone_registering_activates_the_newes
     shutil.rmtree(two_versions_dir / "tiny-1")  # e.g. an upgrade shipped a new model in its place
 
     assert "Active model version: tiny-2" in register()
-    assert ModelVersion.objects.get(version="tiny-1").state == "candidate"  # kept: its faces still name it
+    assert ModelVersion.objects.get(version="tiny-1").state == "previous"  # kept: its faces still name it
 
 
 def test_activating_another_version_is_followed_by_the_next_capture(user, two_versions_dir, media_dir):
@@ -58,7 +58,7 @@ def test_activating_another_version_is_followed_by_the_next_capture(user, two_ve
     assert inference.predictor_for(first.model_version).version == "tiny-2"
 
     assert "Active model version: tiny-1" in register("--activate", "tiny-1")
-    assert ModelVersion.objects.get(version="tiny-2").state == "candidate"
+    assert ModelVersion.objects.get(version="tiny-2").state == "previous"
     second = make_capture(user)
     assert second.model_version.version == "tiny-1" and second.faces.get().model_version.version == "tiny-1"
     assert inference._loaded[0] == "tiny-1"
@@ -91,7 +91,7 @@ def test_a_corrupt_active_folder_at_start_up_is_reported_and_the_last_good_versi
     assert "Active model version: tiny-2" in output
     assert "Model version tiny-broken cannot be used" in output and "cannot load the model" in output
     broken = ModelVersion.objects.get(version="tiny-broken")
-    assert broken.state == "candidate"
+    assert broken.state == "previous"
     assert "cannot load the model" in broken.problem
 
     health = client.get("/healthz").json()

@@ -112,8 +112,15 @@ def test_a_job_runs_in_the_worker_and_its_better_candidate_goes_live(tiny_active
     candidate = job.model_version
     assert candidate.state == ModelVersion.State.ACTIVE, candidate.decision
     assert selectors.active_model_version() == candidate
-    assert candidate.parent == tiny_active and ModelVersion.objects.get(pk=tiny_active.pk).state == "candidate"
+    assert candidate.parent == tiny_active and ModelVersion.objects.get(pk=tiny_active.pk).state == "previous"
     assert candidate.decision.startswith("Activated in place of tiny-1: on ")
+    activation = candidate.activations.get()
+    assert (activation.replaced, activation.reason, activation.training_job, activation.activated_by) == (
+        tiny_active,
+        "promotion",
+        job,
+        None,
+    )
     held_out = candidate.metrics["held_out"]
     comparison = held_out["comparison"]
     assert comparison["count"] == held_out["count"] and comparison["difference"] > 0

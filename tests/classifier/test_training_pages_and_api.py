@@ -162,6 +162,18 @@ def test_rollback_is_one_click_on_the_page_and_one_call_in_the_api(
     assert ModelVersion.objects.get(state="active") == tiny_active
     assert staff_api.post("/api/v1/models/tiny-9/activate/").status_code == 404
 
+    # Each activation is on record: what replaced what, how, by whom; on the page and in the API.
+    history = staff_api.get("/api/v1/model-activations/").json()["results"]
+    assert [(row["model_version"], row["replaced"], row["reason"], row["activated_by"]) for row in history] == [
+        ("tiny-1", "tiny-0", "manual", "admin"),
+        ("tiny-0", "tiny-1", "manual", "admin"),
+        ("tiny-1", None, "registered", None),
+    ]
+    assert ModelVersion.objects.get(version="tiny-0").state == "previous"
+    page = staff_client.get("/staff/training/").content.decode()
+    assert "activated by hand, by admin" in page and "previous (was active)" in page
+    assert staff_api.get("/api/v1/models/").json()[0]["state_display"]
+
     shutil.rmtree(settings.EMOTIONSITE_MODEL_DIR / "tiny-0")
     response = staff_api.post("/api/v1/models/tiny-0/activate/")
     assert response.status_code == 409 and "its folder tiny-0 is missing" in response.json()["detail"]

@@ -262,3 +262,37 @@ def test_command_line_fine_tunes_a_model_on_class_folders(tiny_model_dir, tmp_pa
 def test_command_line_needs_data_to_train_and_to_choose_on(tmp_path):
     with pytest.raises(SystemExit):
         train_main(["--train", "folder:somewhere", "--out", str(tmp_path)])
+
+
+def fine_tuned_weights(tiny_model_dir, tmp_path, data, **config) -> tuple[dict, dict]:
+    """The tiny model's weights before and after fine-tuning on `data`, by name."""
+    before = {name: value.numpy() for name, value in paddle.load(str(tiny_model_dir / WEIGHTS_FILE)).items()}
+    fine_tune = TrainConfig(epochs=2, batch_size=16, learning_rate=0.05, init_from=str(tiny_model_dir), **config)
+    result = train(fine_tune, data, synthetic_crops(32, seed=9), tmp_path / "run")
+    after = {name: value.numpy() for name, value in paddle.load(str(result.best_weights)).items()}
+    return before, after
+
+
+def test_frozen_stages_keep_their_weights_and_statistics(tiny_model_dir, tmp_path):
+    before, after = fine_tuned_weights(tiny_model_dir, tmp_path, synthetic_crops(64, seed=5), frozen_stages=1)
+
+    # The tiny net: stage 1 is features.0 (convolution and batch norm), stage 2 features.2; then the head.
+    first_stage = [name for name in before if name.startswith("features.0.")]
+    assert any(name.endswith("_mean") for name in first_stage)  # the batch norm's running mean is among them
+    for name in first_stage:
+        np.testing.assert_array_equal(after[name], before[name], err_msg=name)
+    assert not np.array_equal(after["features.2.0.weight"], before["features.2.0.weight"])
+    assert not np.array_equal(after["head.6.weight"], before["head.6.weight"])
+
+
+def test_a_class_missing_from_the_data_is_left_out_of_the_loss(tiny_model_dir, tmp_path):
+    crops = synthetic_crops(96, seed=5)
+    without_neutral = crops.labels != EXPRESSIONS.index("neutral")
+    data = type(crops)(crops.images[without_neutral], crops.labels[without_neutral])
+
+    before, after = fine_tuned_weights(tiny_model_dir, tmp_path, data)
+
+    # The head's last layer: one column per expression. Neutral's column moves only by weight decay.
+    change = np.abs(after["head.6.weight"] - before["head.6.weight"]).mean(axis=0)
+    neutral = EXPRESSIONS.index("neutral")
+    assert change[neutral] < 0.05 * np.delete(change, neutral).min()
