@@ -37,10 +37,7 @@ import argparse
 import io
 import os
 import secrets
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -48,14 +45,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from shared import scratch_site  # noqa: E402  (this folder is on sys.path when run as a script)
+
 import ml  # noqa: E402, F401  (first: ml.runtime sets the OpenMP and MKL environment Paddle reads at import)
 
 TARGET_SECONDS = 180
 SAMPLE_SEED = 0
-
-
-def run_manage(*arguments: str) -> None:
-    subprocess.run([sys.executable, "manage.py", *arguments], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
 
 
 class Phases:
@@ -194,28 +189,7 @@ def main() -> None:
     if not (model / "model.json").is_file():
         raise SystemExit(f"--model {model}: no model.json there")
 
-    scratch = Path(tempfile.mkdtemp(prefix="bench-retraining-"))
-    try:
-        shutil.copytree(model, scratch / "models" / model.name)
-        environment = {
-            "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE") or "emotionsite.settings",
-            "DEBUG": "0",  # as in production; DEBUG would also keep every SQL query in memory
-            "SECRET_KEY": secrets.token_urlsafe(40),
-            "ALLOWED_HOSTS": "127.0.0.1",
-            "EMOTIONSITE_DATA_DIR": str(scratch),
-            "EMOTIONSITE_MEDIA_DIR": str(scratch / "media"),
-            "EMOTIONSITE_MODEL_DIR": str(scratch / "models"),
-        }
-        os.environ.pop("DATABASE_URL", None)  # the temporary SQLite database, whatever the shell says
-        os.environ.pop("EMOTIONSITE_REFERENCE_DATA", None)
-        os.environ.update(environment)
-        if args.reference:
-            os.environ["EMOTIONSITE_REFERENCE_DATA"] = str(fer2013)
-        run_manage("migrate", "--noinput")
-
-        import django
-
-        django.setup()
+    with scratch_site(model, reference_data=fer2013 if args.reference else None, prefix="bench-retraining-") as scratch:
         from django.conf import settings
 
         from accounts.models import User
@@ -291,8 +265,6 @@ def main() -> None:
             f"{' with the reference data' if args.reference else ''} took {total:.1f} s "
             f"(target < {TARGET_SECONDS} s)"
         )
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":

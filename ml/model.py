@@ -59,6 +59,7 @@ class ExpressionNet(nn.Layer):
             paddle.to_tensor(bilinear_resize_matrix(INPUT_SIZE, config.working_size)),
             persistable=False,
         )
+        self.channels = config.channels
         layers = []
         in_channels = 1
         for out_channels in config.channels:
@@ -79,6 +80,11 @@ class ExpressionNet(nn.Layer):
             nn.Dropout(config.dropout),
             nn.Linear(config.hidden, NUM_CLASSES),
         )
+
+    def stages(self, count: int) -> nn.Sequential:
+        """The first `count` convolution stages (each its convolutions and its pooling), as one layer."""
+        per_stage = len(self.features) // len(self.channels)
+        return nn.Sequential(*list(self.features)[: count * per_stage])
 
     def resize(self, x: paddle.Tensor) -> paddle.Tensor:
         """Bilinear resize to the working size as 2-D matrix products over rows, then columns.

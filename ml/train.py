@@ -47,6 +47,9 @@ class TrainConfig:
     class_weight_power: float = 0.5
     seed: int = 0
     init_from: str | None = None  # a folder holding WEIGHTS_FILE to fine-tune from
+    # The first this many convolution stages keep their weights and batch-norm statistics: a fine-tune on
+    # a few hundred faces then adapts what the net makes of its features, not the features themselves.
+    frozen_stages: int = 0
     # None: the parent's net when fine-tuning, else ModelConfig(). A fine-tune given a net must keep
     # the parent's weight shapes; it may change the rest (dropout, working size).
     model: ModelConfig | None = None
@@ -185,6 +188,9 @@ def train(
     net = ExpressionNet(config.model)
     if config.init_from:
         load_weights(net, Path(config.init_from) / WEIGHTS_FILE)
+    frozen = net.stages(config.frozen_stages)
+    for parameter in frozen.parameters():
+        parameter.stop_gradient = True
     steps_per_epoch = len(train_set) // config.batch_size
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = max(1, int(config.warmup_epochs * steps_per_epoch))
@@ -192,7 +198,7 @@ def train(
         learning_rate=config.learning_rate,
         momentum=config.momentum,
         use_nesterov=True,
-        parameters=net.parameters(),
+        parameters=[parameter for parameter in net.parameters() if not parameter.stop_gradient],
         weight_decay=config.weight_decay,
     )
     loss_fn = nn.CrossEntropyLoss(weight=paddle.to_tensor(class_weights(train_set.labels, config.class_weight_power)))
@@ -207,7 +213,11 @@ def train(
         if not resume:
             raise FileExistsError(f"{out_dir} already holds a training run: resume it or choose another folder")
         started_with = json.loads((out_dir / "config.json").read_text())["config"]
-        changed = sorted(key for key in stored_config if started_with.get(key) != stored_config[key])
+        # A field added since the run started counts as unchanged when it holds its default.
+        defaults = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
+        changed = sorted(
+            key for key in stored_config if started_with.get(key, defaults.get(key)) != stored_config[key]
+        )
         if changed:
             # A resumed run must follow the schedule and data path it started on.
             raise ValueError(f"{out_dir} was started with a different {', '.join(changed)}; resume it unchanged")
@@ -233,6 +243,7 @@ def train(
         paddle.seed(int(rng.integers(2**31)))
         order = rng.permutation(len(train_set))
         net.train()
+        frozen.eval()  # its batch norms keep the parent's statistics
         epoch_start, loss_sum, correct = time.monotonic(), 0.0, 0
         for step in range(steps_per_epoch):
             if should_stop and should_stop():
