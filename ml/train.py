@@ -215,9 +215,7 @@ def train(
         started_with = json.loads((out_dir / "config.json").read_text())["config"]
         # A field added since the run started counts as unchanged when it holds its default.
         defaults = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
-        changed = sorted(
-            key for key in stored_config if started_with.get(key, defaults.get(key)) != stored_config[key]
-        )
+        changed = sorted(key for key in stored_config if started_with.get(key, defaults.get(key)) != stored_config[key])
         if changed:
             # A resumed run must follow the schedule and data path it started on.
             raise ValueError(f"{out_dir} was started with a different {', '.join(changed)}; resume it unchanged")
