@@ -25,6 +25,13 @@ class ReviewForm(forms.Form):
     true_label = forms.ChoiceField(choices=[("", "not reviewed"), *Expression.choices], required=False)
 
 
+class QueueReviewForm(forms.Form):
+    """A review from the queue: the true expression, or "right" for the prediction."""
+
+    RIGHT = "right"
+    true_label = forms.ChoiceField(choices=[(RIGHT, "right"), *Expression.choices])
+
+
 class CaptureFilterForm(forms.Form):
     STATES = {
         "": ("All review states", {}),

@@ -108,3 +108,19 @@ def thumbnail(image: Image.Image, *, side: int = THUMBNAIL_SIDE) -> Image.Image:
     copy = image.copy()
     copy.thumbnail((side, side), Image.Resampling.LANCZOS)
     return copy
+
+
+FACE_PICTURE_SIDE = 320
+FACE_PICTURE_MARGIN = 0.4  # of the box's side, on every side: the hair, the chin, a little of the scene
+
+
+def face_picture(image: Image.Image, box: tuple[int, int, int, int], *, side: int = FACE_PICTURE_SIDE) -> Image.Image:
+    """The face cut from its photo with a margin, square, at most `side` pixels a side: what a reviewer sees."""
+    x, y, width, height = box
+    half = max(width, height) * (0.5 + FACE_PICTURE_MARGIN)
+    centre_x, centre_y = x + width / 2, y + height / 2
+    square = (round(centre_x - half), round(centre_y - half), round(centre_x + half), round(centre_y + half))
+    picture = image.crop(square)  # what falls outside the photo is black
+    if picture.width > side:
+        picture = picture.resize((side, side), Image.Resampling.LANCZOS)
+    return picture

@@ -134,6 +134,8 @@ class Face(models.Model):
 
     class Meta:
         ordering = ["capture", "number", "id"]
+        # Held by the "reviewers" group: review every user's faces in the review queue, and see those faces.
+        permissions = [("review_any_face", "Can review any user's faces in the review queue")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(confidence__gte=0) & Q(confidence__lte=1), name="face_confidence_is_a_probability"
@@ -151,6 +153,8 @@ class Face(models.Model):
         indexes = [
             models.Index(fields=["created_at"], name="face_created"),
             models.Index(fields=["predicted_label", "true_label"], name="face_labels"),
+            # The review queue: unreviewed faces, least confident first.
+            models.Index(fields=["reviewed_at", "confidence"], name="face_review_queue"),
         ]
 
     def __str__(self) -> str:

@@ -1,5 +1,6 @@
 """Every read that more than one door needs: whose captures, which model version, how accurate."""
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, time
 
@@ -27,10 +28,31 @@ def captures_with_images_visible_to(user: User) -> QuerySet[Capture]:
     return captures_visible_to(user)
 
 
+def faces_with_images_visible_to(user: User) -> QuerySet[Face]:
+    """The faces of the captures whose images this user may load."""
+    return Face.objects.filter(capture__in=captures_with_images_visible_to(user))
+
+
 def faces_visible_to(user: User) -> QuerySet[Face]:
     if not user.is_authenticated:
         return Face.objects.none()
     return Face.objects.filter(capture__owner=user)
+
+
+REVIEW_ANY_FACE = "classifier.review_any_face"
+
+
+def faces_reviewable_by(user: User) -> QuerySet[Face]:
+    """Whose faces this user may review (and see, cut from their photo): their own; everyone's for reviewers."""
+    if user.is_authenticated and user.has_perm(REVIEW_ANY_FACE):
+        return Face.objects.all()
+    return faces_visible_to(user)
+
+
+def review_queue(*, user: User, skipped: Collection[int] = ()) -> QuerySet[Face]:
+    """The unreviewed faces this user may review, least confident first (where a review teaches most)."""
+    faces = faces_reviewable_by(user).filter(reviewed_at__isnull=True).exclude(pk__in=skipped)
+    return faces.select_related("capture").order_by("confidence", "id")
 
 
 def capture_list(

@@ -15,6 +15,11 @@ urlpatterns = [
         "captures/<int:capture_id>/thumbnail.jpg", views.capture_image, {"kind": "thumbnail"}, name="capture_thumbnail"
     ),
     path("faces/<int:face_id>/review/", views.face_review, name="face_review"),
+    path("faces/<int:face_id>/image.jpg", views.face_image, name="face_image"),
+    path("review/", views.review_queue, name="review_queue"),
+    path("review/<int:face_id>/", views.review_queue_review, name="review_queue_review"),
+    path("review/<int:face_id>/skip/", views.review_queue_skip, name="review_queue_skip"),
+    path("review/undo/", views.review_queue_undo, name="review_queue_undo"),
     path("accuracy/", views.accuracy, name="accuracy"),
     path("staff/training/", views.training, name="training"),
     path("staff/training/retrain/", views.retrain, name="retrain"),

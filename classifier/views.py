@@ -16,15 +16,20 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
+from PIL import Image
 from rest_framework.decorators import api_view, schema
 from rest_framework.request import Request
 
 from classifier import charts, selectors, services
-from classifier.forms import CaptureFilterForm, CaptureForm, ReviewForm
-from classifier.images import declared_body_too_large
+from classifier.forms import CaptureFilterForm, CaptureForm, QueueReviewForm, ReviewForm
+from classifier.images import declared_body_too_large, encode_jpeg, face_picture
 from classifier.models import Capture
+from ml.labels import EXPRESSIONS
 
 CAPTURES_PER_PAGE = 20
+# The review queue keeps, in the session, the faces skipped and the last review (for undo).
+SKIPPED_FACES = "review_queue_skipped"
+LAST_REVIEW = "review_queue_last_review"
 TRAINING_JOBS_SHOWN = 20
 # The accuracy page's `?days=` choices; anything else means all time.
 ACCURACY_PERIODS = {"": "All time", "90": "Last 90 days", "30": "Last 30 days"}
@@ -133,6 +138,93 @@ def capture_image(request: Request, capture_id: int, kind: str) -> FileResponse:
     response = FileResponse(file, content_type="image/jpeg")
     response["Cache-Control"] = "private, max-age=3600"
     return response
+
+
+@api_view(["GET"])
+@schema(None)
+def face_image(request: Request, face_id: int) -> HttpResponse:
+    """The face cut from its photo, to whoever may review it (its owner, reviewers) and to staff who see photos."""
+    face = (
+        (selectors.faces_reviewable_by(request.user) | selectors.faces_with_images_visible_to(request.user))
+        .select_related("capture")
+        .filter(pk=face_id)
+        .first()
+    )
+    if face is None:
+        raise Http404("No such face.")
+    try:
+        with default_storage.open(face.capture.image.name, "rb") as file:
+            picture = face_picture(Image.open(file), face.box)
+    except FileNotFoundError:
+        raise Http404("The image file is missing.") from None
+    response = HttpResponse(encode_jpeg(picture), content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@login_required
+@require_GET
+def review_queue(request: HttpRequest) -> HttpResponse:
+    """One unreviewed face at a time, least confident first; keys 1-7, Enter, U and S (static/js/review.js)."""
+    skipped = request.session.get(SKIPPED_FACES, [])
+    queue = selectors.review_queue(user=request.user)
+    face = queue.exclude(pk__in=skipped).first()
+    if face is None and skipped:  # every face left was skipped: start the round again
+        request.session[SKIPPED_FACES] = skipped = []
+        face = queue.first()
+    top_three = []
+    if face is not None:
+        ranked = sorted(EXPRESSIONS, key=lambda label: face.probabilities.get(label, 0.0), reverse=True)
+        top_three = [(label, face.probabilities.get(label, 0.0)) for label in ranked[:3]]
+    return render(
+        request,
+        "classifier/review_queue.html",
+        {
+            "face": face,
+            "top_three": top_three,
+            "labels": list(enumerate(EXPRESSIONS, start=1)),
+            "remaining": queue.count(),
+            "skipped": len(skipped),
+            "can_undo": request.session.get(LAST_REVIEW) is not None,
+        },
+    )
+
+
+@login_required
+@require_POST
+def review_queue_review(request: HttpRequest, face_id: int) -> HttpResponse:
+    face = get_object_or_404(selectors.faces_reviewable_by(request.user), pk=face_id)
+    form = QueueReviewForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Pick one of the seven expressions, or say the prediction is right.")
+        return redirect("classifier:review_queue")
+    label = form.cleaned_data["true_label"]
+    services.face_review(
+        face=face, reviewer=request.user, true_label=face.predicted_label if label == form.RIGHT else label
+    )
+    request.session[LAST_REVIEW] = face.pk
+    return redirect("classifier:review_queue")
+
+
+@login_required
+@require_POST
+def review_queue_skip(request: HttpRequest, face_id: int) -> HttpResponse:
+    face = get_object_or_404(selectors.faces_reviewable_by(request.user), pk=face_id)
+    request.session[SKIPPED_FACES] = [*request.session.get(SKIPPED_FACES, []), face.pk]
+    return redirect("classifier:review_queue")
+
+
+@login_required
+@require_POST
+def review_queue_undo(request: HttpRequest) -> HttpResponse:
+    """Withdraw the last review made in the queue, which brings its face back to the front."""
+    face = selectors.faces_reviewable_by(request.user).filter(pk=request.session.pop(LAST_REVIEW, None)).first()
+    if face is None:
+        messages.error(request, "There is no review to undo.")
+    else:
+        services.face_review(face=face, reviewer=request.user, true_label=None)
+        messages.success(request, f"Your review of face {face.number} of capture {face.capture_id} was undone.")
+    return redirect("classifier:review_queue")
 
 
 @login_required

@@ -11,11 +11,26 @@ from ml.labels import EXPRESSIONS
 class FaceSerializer(serializers.ModelSerializer):
     box = serializers.SerializerMethodField(help_text="[x, y, width, height] in the stored image's pixels")
     probabilities = serializers.SerializerMethodField(help_text="all seven expressions, summing to 1")
+    image_url = serializers.SerializerMethodField(help_text="the face cut from its photo, for reviewing it")
 
     class Meta:
         model = Face
-        fields = ["id", "number", "box", "predicted_label", "confidence", "probabilities", "true_label", "is_correct"]
+        fields = [
+            "id",
+            "capture",
+            "number",
+            "box",
+            "image_url",
+            "predicted_label",
+            "confidence",
+            "probabilities",
+            "true_label",
+            "is_correct",
+        ]
         read_only_fields = fields
+
+    def get_image_url(self, face: Face) -> str:
+        return reverse("classifier:face_image", args=[face.pk], request=self.context.get("request"))
 
     @extend_schema_field(serializers.ListField(child=serializers.IntegerField(), min_length=4, max_length=4))
     def get_box(self, face: Face) -> list[int]:

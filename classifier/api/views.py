@@ -85,7 +85,7 @@ class FaceViewSet(mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.G
     http_method_names = ["get", "patch", "head", "options"]
 
     def get_queryset(self):
-        return selectors.faces_visible_to(self.request.user)
+        return selectors.faces_reviewable_by(self.request.user)
 
     @extend_schema(request=FaceReviewSerializer, responses=FaceSerializer)
     def partial_update(self, request: Request, *args, **kwargs) -> Response:
@@ -93,7 +93,19 @@ class FaceViewSet(mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.G
         review = FaceReviewSerializer(data=request.data)
         review.is_valid(raise_exception=True)
         face = services.face_review(face=face, reviewer=request.user, true_label=review.validated_data["true_label"])
-        return Response(FaceSerializer(face).data)
+        return Response(self.get_serializer(face).data)
+
+
+class ReviewQueueView(generics.ListAPIView):
+    """The unreviewed faces you may review (yours; everyone's for reviewers), least confident first.
+
+    `count` is how many are left. Review one with `PATCH /api/v1/faces/{id}/`.
+    """
+
+    serializer_class = FaceSerializer
+
+    def get_queryset(self):
+        return selectors.review_queue(user=self.request.user)
 
 
 class AccuracyView(APIView):

@@ -110,6 +110,7 @@ def test_pages_fit_a_phone_screen(open_page, user: User, tmp_path: Path) -> None
         ("webcam", "/webcam/", "[data-webcam-state=live]"),
         ("result", f"/captures/{capture.pk}/", ".face-card"),
         ("history", "/captures/", ".capture-item img"),
+        ("review", "/review/", ".review-picture"),
     ]:
         page.goto(path)
         page.wait_for_selector(ready)

@@ -66,7 +66,9 @@ def test_create_capture_returns_the_contract(api, model_version, media_dir):
     [face] = body["faces"]
     assert set(face) == {
         "id",
+        "capture",
         "number",
+        "image_url",
         "box",
         "predicted_label",
         "confidence",

@@ -1,0 +1,38 @@
+"""The review queue in a real browser, with the keyboard only."""
+
+import pytest
+
+from classifier.models import Face
+from ml.labels import EXPRESSIONS
+from tests.browser.test_pages import upload_photo
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the browser fixture skips, or fails in CI, saying so
+    expect = None
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_queue_is_reviewed_with_the_keyboard(open_page, user) -> None:
+    faces = [upload_photo(user).faces.get() for _ in range(3)]
+    page = open_page(user=user)
+    page.goto("/review/")
+    expect(page.locator("#review-counts")).to_contain_text("3 faces left to review")
+    expect(page.locator(".top-three li")).to_have_count(3)
+
+    page.keyboard.press("Enter")  # right
+    expect(page.locator("#review-counts")).to_contain_text("2 faces left to review")
+    reviewed = Face.objects.get(reviewed_at__isnull=False)
+    assert reviewed.is_correct is True
+
+    wrong = next(index for index, label in enumerate(EXPRESSIONS, 1) if label != faces[1].predicted_label)
+    page.keyboard.press(str(wrong))  # wrong: it is that expression
+    expect(page.locator("#review-counts")).to_contain_text("1 face left to review")
+    assert Face.objects.filter(true_label=EXPRESSIONS[wrong - 1], is_correct=False).count() == 1
+
+    page.keyboard.press("u")  # undo the last review
+    expect(page.locator("#review-counts")).to_contain_text("2 faces left to review")
+    page.keyboard.press("s")  # skip
+    expect(page.locator("#review-counts")).to_contain_text("1 skipped for now")
+    assert Face.objects.filter(reviewed_at__isnull=False).count() == 1
