@@ -109,9 +109,12 @@ def judge(comparison: PairedComparison, *, margin: float, must_be_ahead: bool, w
     )
     if comparison.count == 0:
         return Verdict(False, f"there are no {what} to compare on")
-    if comparison.difference_interval.high < 0:
-        return Verdict(False, f"{figures}: worse")
-    if comparison.difference_interval.low <= -margin:
+    low, high = comparison.difference_interval.low, comparison.difference_interval.high
+    if high < -margin:
+        return Verdict(False, f"{figures}: worse by more than the margin of {margin * 100:.1f} points")
+    if low <= -margin and high < 0:
+        return Verdict(False, f"{figures}: worse, possibly by more than the margin of {margin * 100:.1f} points")
+    if low <= -margin:
         return Verdict(
             False,
             f"{figures}: too few faces to tell, since it may be worse by more than the margin of "

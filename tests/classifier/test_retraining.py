@@ -180,7 +180,7 @@ def test_the_decision_needs_every_comparison_to_pass(tiny_active):
     assert decision.startswith("Rejected, tiny-1 stays active: on 100 held-out reviewed faces")
     assert decision.endswith(
         "on 100 FER2013 PublicTest faces the candidate reads 50.0% (40.4%-59.6%), the active "
-        "version 90.0% (82.6%-94.5%); difference -40.0 points (95% interval -49.2 to -30.0): worse."
+        "version 90.0% (82.6%-94.5%); difference -40.0 points (95% interval -49.2 to -30.0): worse by more than the margin of 2.0 points."
     )
 
 

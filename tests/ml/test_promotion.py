@@ -54,7 +54,15 @@ def test_a_clear_win_passes() -> None:
 def test_a_clear_loss_fails_as_worse() -> None:
     result = verdict(600, 20, 80, 300)
 
-    assert not result.passed and result.words.endswith(": worse")
+    assert not result.passed and result.words.endswith(": worse by more than the margin of 2.0 points")
+
+
+def test_a_small_sure_loss_within_the_margin_passes_where_being_ahead_is_not_asked() -> None:
+    comparison = compare_paired(*outcomes(6000, 100, 150, 3750))  # 10,000 faces, 0.5 points worse
+
+    result = judge(comparison, margin=0.02, must_be_ahead=False, what="FER2013 PublicTest faces")
+
+    assert comparison.difference_interval.high < 0 and result.passed
 
 
 def test_a_tie_keeps_the_active_version() -> None:
