@@ -48,7 +48,9 @@ class CaptureAdmin(admin.ModelAdmin):
     search_fields = ["owner__username"]
     date_hierarchy = "created_at"
     list_select_related = ["owner", "model_version"]
-    readonly_fields = [
+    # The image files are private: they are shown and linked through classifier:capture_image, which checks
+    # who asks. The file fields themselves stay off the page, as their URLs lead nowhere.
+    fields = [
         "image_preview",
         "owner",
         "source",
@@ -57,9 +59,9 @@ class CaptureAdmin(admin.ModelAdmin):
         "whole_image",
         "model_version",
         "created_at",
-        "image",
-        "thumbnail",
+        "thumbnail_preview",
     ]
+    readonly_fields = fields
     inlines = [FaceInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Capture]:
@@ -75,7 +77,21 @@ class CaptureAdmin(admin.ModelAdmin):
     @admin.display(description="Image")
     def image_preview(self, capture: Capture) -> str:
         url = reverse("classifier:capture_image", args=[capture.pk])
-        return format_html('<img src="{}" alt="" style="max-width:480px;height:auto">', url)
+        return format_html(
+            '<a href="{url}"><img src="{url}" alt="Capture {id}" style="max-width:480px;height:auto"></a>'
+            '<br><a href="{url}">Open the full image</a> ({width} × {height} JPEG)',
+            url=url,
+            id=capture.pk,
+            width=capture.width,
+            height=capture.height,
+        )
+
+    @admin.display(description="Thumbnail")
+    def thumbnail_preview(self, capture: Capture) -> str:
+        url = reverse("classifier:capture_thumbnail", args=[capture.pk])
+        return format_html(
+            '<a href="{url}"><img src="{url}" alt="Thumbnail of capture {id}"></a>', url=url, id=capture.pk
+        )
 
     @admin.display(description="Faces", ordering="face_count")
     def face_count(self, capture: Capture) -> int:
