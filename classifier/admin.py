@@ -5,10 +5,14 @@ import io
 
 import numpy as np
 from django.contrib import admin, messages
+from django.contrib.admin import actions as admin_actions
+from django.contrib.admin.utils import unquote
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy
 from PIL import Image
 
 from classifier import selectors, services
@@ -168,7 +172,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "created_at",
         "registered_at",
     ]
-    actions = ["activate", "retrain"]
+    actions = ["activate", "retrain", "delete_selected"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ModelVersion]:
         return super().get_queryset(request).select_related("parent").annotate(face_count=Count("faces"))
@@ -203,6 +207,32 @@ class ModelVersionAdmin(admin.ModelAdmin):
             self.message_user(request, str(error), messages.ERROR)
             return
         self.message_user(request, f"{model_version.version} is now the active model version.")
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context=None) -> HttpResponse:
+        model_version = self.get_object(request, unquote(object_id))
+        if model_version is not None and model_version.state == ModelVersion.State.ACTIVE:
+            self.message_user(request, str(services.DeleteRefused.active(model_version)), messages.ERROR)
+            return redirect("admin:classifier_modelversion_change", model_version.pk)
+        return super().delete_view(request, object_id, extra_context)
+
+    @admin.action(permissions=["delete"], description=gettext_lazy("Delete selected %(verbose_name_plural)s"))
+    def delete_selected(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> HttpResponse | None:
+        """Django's own action (its confirmation page lists what would go, or what protects the version),
+        except that a selection holding the active version is refused at once."""
+        active = queryset.filter(state=ModelVersion.State.ACTIVE).first()
+        if active is not None:
+            self.message_user(request, str(services.DeleteRefused.active(active)), messages.ERROR)
+            return None
+        return admin_actions.delete_selected(self, request, queryset)
+
+    def delete_model(self, request: HttpRequest, obj: ModelVersion) -> None:
+        deleted = services.model_version_delete(model_version=obj)
+        level = messages.INFO if deleted.folder_removed else messages.WARNING
+        self.message_user(request, f"Model version {deleted.version}: {deleted.folder_note}.", level)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+        for model_version in queryset:
+            self.delete_model(request, model_version)
 
     @admin.action(description="Retrain the model (from the selected version)")
     def retrain(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:

@@ -1,8 +1,10 @@
 """Every write of the product: captures, reviews, model versions. Pages, API, admin and commands call these."""
 
 import logging
+import os
 import shutil
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,7 +15,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, ProtectedError
 from django.utils import timezone
 
 from accounts.models import User
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CancelRefused",
+    "DeleteRefused",
     "ImageRefused",
     "ModelUnavailable",
     "NoModelVersion",
@@ -286,6 +289,78 @@ def model_version_activate(
             activated_at=model_version.activated_at,
         )
     return model_version
+
+
+class DeleteRefused(Exception):
+    """A model version that must not be deleted; the message says why and what to do instead."""
+
+    @classmethod
+    def active(cls, model_version: ModelVersion) -> "DeleteRefused":
+        # The admin says the same before it asks "Are you sure?", so the words live here, once.
+        return cls(
+            f"Model version {model_version} is the active one, so it cannot be deleted: "
+            "activate another version first, then delete this one."
+        )
+
+
+@dataclass(frozen=True)
+class DeletedModelVersion:
+    """What model_version_delete did with the version's folder, in words for the admin."""
+
+    version: str
+    folder: Path
+    folder_removed: bool
+    folder_note: str
+
+
+def model_version_delete(*, model_version: ModelVersion) -> DeletedModelVersion:
+    """Delete the version's row and, once that is committed, its folder, so registering cannot bring it back.
+
+    Only a folder inside EMOTIONSITE_MODEL_DIR is removed (a symbolic link there loses only the link);
+    a folder elsewhere is left in place. Raises DeleteRefused for the active version, and for a version
+    whose faces or captures still name it (on_delete=PROTECT: a prediction keeps the version that made it).
+    """
+    model_dir = Path(settings.EMOTIONSITE_MODEL_DIR).resolve()
+    # "..", if any, is resolved by name; the folder itself is not followed, so a link is seen as a link.
+    folder = Path(os.path.normpath(model_dir / model_version.path))
+    inside = folder != model_dir and folder.parent.resolve().is_relative_to(model_dir)
+    try:
+        with transaction.atomic():
+            # Read the state afresh, the row locked: the version may have been activated meanwhile.
+            state = ModelVersion.objects.select_for_update().filter(pk=model_version.pk).values_list("state").first()
+            if state == (ModelVersion.State.ACTIVE,):
+                raise DeleteRefused.active(model_version)
+            model_version.delete()
+    except ProtectedError as error:
+        faces, captures = model_version.faces.count(), model_version.captures.count()
+        raise DeleteRefused(
+            f"Model version {model_version} cannot be deleted: {captures} captures and {faces} faces were "
+            "classified by it, and a prediction keeps the version that made it."
+        ) from error
+
+    version = model_version.version
+    if not inside:
+        note = f"its folder {folder} is outside EMOTIONSITE_MODEL_DIR ({model_dir}) and was left in place"
+        return DeletedModelVersion(version=version, folder=folder, folder_removed=False, folder_note=note)
+    if not (folder.is_symlink() or folder.is_dir()):
+        note = f"it had no folder at {folder}"
+        return DeletedModelVersion(version=version, folder=folder, folder_removed=False, folder_note=note)
+    transaction.on_commit(lambda: _model_folder_remove(folder))
+    note = f"its folder {folder} was removed"
+    return DeletedModelVersion(version=version, folder=folder, folder_removed=True, folder_note=note)
+
+
+def _model_folder_remove(folder: Path) -> None:
+    try:
+        if folder.is_symlink():
+            folder.unlink()
+            return
+        # Hidden first, in one step: registering skips names starting with ".", even if removing fails halfway.
+        hidden = folder.with_name(f".deleted-{folder.name}-{uuid.uuid4().hex[:8]}")
+        os.replace(folder, hidden)
+        shutil.rmtree(hidden)
+    except OSError:
+        logger.exception("The folder %s of a deleted model version could not be removed", folder)
 
 
 def _stored_path(folder: Path, model_dir: Path) -> str:
