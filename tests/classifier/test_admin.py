@@ -245,3 +245,29 @@ def test_a_version_that_predicted_faces_is_not_deleted_and_the_admin_says_why(
         assert "each prediction names the version that made it" in page  # why, not only what
     assert ModelVersion.objects.filter(pk=tiny_1.pk).exists()
     assert (two_versions / "tiny-1" / "model.json").is_file()
+
+
+# The model version list
+
+
+def test_the_model_version_list_shows_each_kind_of_accuracy_in_its_own_column(admin_client, two_versions):
+    tiny_2 = ModelVersion.objects.get(version="tiny-2")
+    tiny_2.metrics = {
+        "validation_accuracy": 0.6841,
+        "held_out": {
+            "count": 40,
+            "active_version": "tiny-1",
+            "candidate": {"accuracy": 0.625, "macro_f1": 0.6, "recall": {}},
+            "active": {"accuracy": 0.55, "macro_f1": 0.5, "recall": {}},
+        },
+    }
+    tiny_2.save()
+    ModelVersion.objects.filter(version="tiny-1").update(metrics={"validation_accuracy": 0.5})
+
+    page = admin_client.get(CHANGELIST).content.decode()
+    assert "Held-out reviewed faces: this vs active" in page and "Validation accuracy (training run)" in page
+    assert "62.5% vs 55.0% (40)" in page  # the candidate, then the version active when it was trained
+    assert "68.4%" in page and "50.0%" in page
+    rows = {row.split("</th>")[0]: row for row in page.split('<th class="field-version">')[1:]}
+    tiny_1_row = next(row for version, row in rows.items() if "tiny-1" in version)
+    assert '<td class="field-held_out_accuracy">–</td>' in tiny_1_row  # never compared: shipped or registered
