@@ -183,6 +183,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "training",
         "created_at",
         "registered_at",
+        "activated_at",  # a fallback returns to the version that served last: only activating sets it
     ]
     actions = ["activate", "retrain", "delete_selected"]
 

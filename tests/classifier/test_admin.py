@@ -247,6 +247,15 @@ def test_a_version_that_predicted_faces_is_not_deleted_and_the_admin_says_why(
     assert (two_versions / "tiny-1" / "model.json").is_file()
 
 
+def test_a_model_versions_activation_time_cannot_be_edited_in_the_admin(admin_client, two_versions):
+    active = ModelVersion.objects.get(state="active")
+    page = admin_client.get(f"{CHANGELIST}{active.pk}/change/").content.decode()
+    assert 'name="activated_at_0"' not in page
+
+    admin_client.post(f"{CHANGELIST}{active.pk}/change/", {"activated_at_0": "2000-01-01", "activated_at_1": "00:00"})
+    assert ModelVersion.objects.get(pk=active.pk).activated_at == active.activated_at
+
+
 # The model version list
 
 
