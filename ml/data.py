@@ -155,6 +155,9 @@ JAFFE_CODES = {
     "SA": "sad",
     "SU": "surprise",
 }
+# The Taiwanese posed set's file names: PP performer, T type, V view, e expression, NN serial.
+TAIWANESE_NAME = re.compile(r"^\d{2}\d\d(?P<code>[a-g])\d{2}\.jpg$", re.IGNORECASE)
+TAIWANESE_CODES = {"a": "neutral", "b": "happy", "c": "sad", "d": "angry", "e": "disgust", "f": "fear", "g": "surprise"}
 
 SKIPPED_HIDDEN = "hidden file"
 SKIPPED_NOT_AN_IMAGE = "not an image file"
@@ -232,6 +235,23 @@ def read_jaffe(root: str | Path, crop_face: FaceCropper = crop_largest_face) -> 
     return data, report.build()
 
 
+def read_taiwanese(root: str | Path, crop_face: FaceCropper = crop_largest_face) -> tuple[LabelledImages, ReadReport]:
+    """Read the Taiwanese posed set: its folder, or its faces_256x256/ folder of photos named PPTVeNN.jpg,
+    performer PP and expression letter e (a neutral ... g surprise). Evaluation only: see its README."""
+    root = Path(root)
+    photos = root / "faces_256x256" if (root / "faces_256x256").is_dir() else root
+    report = _ReportBuilder(f"taiwanese:{root}")
+    labelled_files, problems = [], []
+    for path in _files_in(photos, report, recursive=False):
+        match = TAIWANESE_NAME.match(path.name)
+        if match is None:
+            problems.append(f"{path}: not named like the Taiwanese set's PPTVeNN.jpg (e.g. 0111b01.jpg)")
+        else:
+            labelled_files.append((path, INDEX_OF[TAIWANESE_CODES[match["code"].lower()]]))
+    data = _read_labelled_files(photos, labelled_files, crop_face, report, problems)
+    return data, report.build()
+
+
 def labelled_images_from_pairs(pairs: Iterable[tuple[Image.Image | np.ndarray, str]]) -> LabelledImages:
     """Face crops and their label names (e.g. the site's reviewed faces) as LabelledImages.
 
@@ -256,22 +276,27 @@ def read_dataset(spec: str, faces: str | None = None) -> tuple[LabelledImages, R
         folder:PATH                ImageFolder class folders of face crops
         jaffe:PATH                 JAFFE's flat folder of photos
         ckplus:PATH                CK+ class folders
+        taiwanese:PATH             the Taiwanese posed set's photos (evaluation only)
 
     `faces` ("crops" or "find", see FACE_CROPPERS) overrides how an image reader gets a face
     crop from each file; None keeps the reader's own way. FER2013 rows are crops already.
     """
     kind, _, location = spec.partition(":")
     if not location:
-        raise DataError(f"dataset {spec!r}: expected KIND:PATH with KIND one of fer2013, folder, jaffe, ckplus")
+        raise DataError(
+            f"dataset {spec!r}: expected KIND:PATH with KIND one of fer2013, folder, jaffe, ckplus, taiwanese"
+        )
     if faces is not None and faces not in FACE_CROPPERS:
         raise ValueError(f"faces must be one of {', '.join(FACE_CROPPERS)}, got {faces!r}")
     if kind == "fer2013":
         path, usages = _split_fer2013_location(location)
         data = read_fer2013_csv(path, usages)
         return data, ReadReport(source=spec, kept=len(data))
-    readers = {"folder": read_image_folder, "jaffe": read_jaffe, "ckplus": read_ck_plus}
+    readers = {"folder": read_image_folder, "jaffe": read_jaffe, "ckplus": read_ck_plus, "taiwanese": read_taiwanese}
     if kind not in readers:
-        raise DataError(f"dataset {spec!r}: unknown dataset kind {kind!r}; expected fer2013, folder, jaffe or ckplus")
+        raise DataError(
+            f"dataset {spec!r}: unknown dataset kind {kind!r}; expected fer2013, folder, jaffe, ckplus or taiwanese"
+        )
     if faces is None:
         return readers[kind](location)
     return readers[kind](location, crop_face=FACE_CROPPERS[faces])

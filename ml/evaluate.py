@@ -15,12 +15,15 @@ count, as lost recall of the true class.
 
 import argparse
 import json
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ml.calibration import draw_reliability_diagram, expected_calibration_error
 from ml.data import FACE_CROPPERS, LabelledImages, read_dataset
 from ml.labels import EXPRESSIONS, NUM_CLASSES
 from ml.predictor import ModelLoadError, Predictor
@@ -72,18 +75,22 @@ def evaluate_predictions(labels: np.ndarray, probabilities: np.ndarray) -> dict:
         "accuracy": float(correct.sum() / len(labels)),
         "macro_f1": float(np.mean([figures["f1"] for figures in present])),
         "balanced_accuracy": float(np.mean([figures["recall"] for figures in present])),
+        "expected_calibration_error": expected_calibration_error(probabilities, labels),
         "per_class": per_class,
         "labels": list(EXPRESSIONS),
         "confusion_matrix": matrix.tolist(),  # rows true, columns predicted, in `labels` order
     }
 
 
+def in_batches(function: Callable[[np.ndarray], np.ndarray], images: np.ndarray) -> np.ndarray:
+    """`function`'s (N, 7) output for any number of crops, computed PREDICT_BATCH at a time."""
+    parts = [function(images[start : start + PREDICT_BATCH]) for start in range(0, len(images), PREDICT_BATCH)]
+    return np.concatenate(parts) if parts else np.empty((0, NUM_CLASSES), np.float32)
+
+
 def predict_all(predictor: Predictor, images: np.ndarray) -> np.ndarray:
-    """The predictor's (N, 7) probabilities for any number of crops, in batches."""
-    batches = [
-        predictor.predict(images[start : start + PREDICT_BATCH]) for start in range(0, len(images), PREDICT_BATCH)
-    ]
-    return np.concatenate(batches) if batches else np.empty((0, NUM_CLASSES), np.float32)
+    """The predictor's (N, 7) probabilities for any number of crops."""
+    return in_batches(predictor.predict, images)
 
 
 def evaluate_model(predictor: Predictor, data: LabelledImages) -> dict:
@@ -111,7 +118,8 @@ def format_metrics(metrics: dict) -> str:
 
     lines = [
         f"{metrics['count']} images: accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}, "
-        f"balanced accuracy {metrics['balanced_accuracy']:.4f}",
+        f"balanced accuracy {metrics['balanced_accuracy']:.4f}, "
+        f"expected calibration error {metrics['expected_calibration_error']:.4f}",
         f"{'':10}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}{'predicted':>11}",
     ]
     for label, figures in metrics["per_class"].items():
@@ -210,7 +218,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(default: the reader's own, crops for folder:, find for jaffe: and ckplus:)",
     )
     parser.add_argument("--json", type=Path, help="write the metrics here")
-    parser.add_argument("--png", type=Path, help="draw the confusion matrix here")
+    parser.add_argument(
+        "--png",
+        type=Path,
+        help="draw the confusion matrix here, and the reliability diagram beside it (*-reliability.png)",
+    )
     return parser.parse_args(argv)
 
 
@@ -222,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, ModelLoadError) as error:  # bad data (DataError) or model: a message, no traceback
         sys.exit(f"ml.evaluate: {error}")
     print(report.summary(), flush=True)
-    metrics = evaluate_model(predictor, data)
+    probabilities = predict_all(predictor, data.images)
+    metrics = evaluate_predictions(data.labels, probabilities)
     print(format_metrics(metrics), flush=True)
 
     if args.json:
@@ -236,7 +249,11 @@ def main(argv: list[str] | None = None) -> int:
         }
         args.json.write_text(json.dumps(record, indent=2))
     if args.png:
-        draw_confusion_matrix(metrics, title=f"{predictor.version} on {args.data}").save(args.png)
+        # The data's file name, not its whole path, fits a picture's title.
+        title = f"{predictor.version} on {re.sub(r'[^:]*/', '', args.data)}"
+        draw_confusion_matrix(metrics, title=title).save(args.png)
+        reliability = args.png.with_name(f"{args.png.stem}-reliability{args.png.suffix}")
+        draw_reliability_diagram(probabilities, data.labels, title).save(reliability)
     return 0
 
 

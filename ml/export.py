@@ -17,7 +17,7 @@ import paddle
 from ml.labels import EXPRESSIONS, INPUT_SIZE
 from ml.model import ExpressionNet, ModelConfig, load_weights
 from ml.model_folder import INFERENCE_PREFIX, WEIGHTS_FILE, write_metadata
-from ml.train import TrainConfig
+from ml.train import TrainConfig, parent_metadata
 
 
 def export_model(
@@ -29,8 +29,12 @@ def export_model(
     metrics: dict | None = None,
     training: dict | None = None,
     parent: str | None = None,
+    inference: dict | None = None,
 ) -> Path:
-    """Write the model folder `out_dir/version` from a state dict file; return its path."""
+    """Write the model folder `out_dir/version` from a state dict file; return its path.
+
+    `inference` is how the net is to be read (ml.model_folder.InferenceSettings), absent for one plain pass.
+    """
     target = Path(out_dir) / version
     if target.exists():
         raise FileExistsError(f"model version {version!r} already exists at {target}")
@@ -56,6 +60,8 @@ def export_model(
             "metrics": metrics or {},
             "training": training or {},
         }
+        if inference:
+            metadata["inference"] = inference
         write_metadata(staging, metadata)
         staging.chmod(0o755)  # mkdtemp makes it private to its creator; a model folder is not secret
         os.replace(staging, target)
@@ -81,6 +87,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, version: str) -> Pat
         "training_seconds": round(sum(record["seconds"] for record in history)),
         "images_per_second": round(sum(r["images_per_second"] for r in history) / len(history), 1),
     }
+    # A fine-tune is read as its parent is (mirrored, at its temperature): the same net, a little changed.
+    parent = parent_metadata(run["config"].get("init_from"))
     return export_model(
         run_dir / "best" / WEIGHTS_FILE,
         TrainConfig.from_dict(run["config"]).model,
@@ -89,6 +97,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, version: str) -> Pat
         metrics={"validation_accuracy": best["validation_accuracy"]},
         training=training,
         parent=run.get("parent_version"),
+        inference=parent.get("inference") if parent else None,
     )
 
 

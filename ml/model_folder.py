@@ -11,7 +11,9 @@ registers and retrains them. A folder holds
 """
 
 import json
+import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from ml.labels import EXPRESSIONS, INPUT_SIZE
@@ -22,6 +24,14 @@ INFERENCE_PREFIX = "inference"  # the prefix paddle.jit.save writes under
 INFERENCE_GRAPH = f"{INFERENCE_PREFIX}.json"
 INFERENCE_PARAMETERS = f"{INFERENCE_PREFIX}.pdiparams"
 FILES = (METADATA_FILE, INFERENCE_GRAPH, INFERENCE_PARAMETERS, WEIGHTS_FILE)
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """How a folder's net is read (model.json's "inference"; absent: one plain pass)."""
+
+    mirror: bool = False  # average each crop's logits with its mirror image's
+    temperature: float = 1.0  # divide the logits by it before the softmax
 
 
 class ModelFolderError(ValueError):
@@ -39,7 +49,29 @@ def read_metadata(folder: str | Path) -> dict:
         raise ModelFolderError(f"{folder}: {METADATA_FILE} names no version")
     if metadata.get("labels") != list(EXPRESSIONS) or metadata.get("input_size") != INPUT_SIZE:
         raise ModelFolderError(f"{folder}: labels or input size differ from this code's {list(EXPRESSIONS)}")
+    try:
+        inference_settings(metadata)
+    except ValueError as error:
+        raise ModelFolderError(f"{folder}: {METADATA_FILE} {error}") from error
     return metadata
+
+
+def inference_settings(metadata: dict) -> InferenceSettings:
+    """The "inference" part of a model.json, checked; ValueError when it is not one."""
+    values = metadata.get("inference", {})
+    if not isinstance(values, dict) or set(values) - {"mirror", "temperature"}:
+        raise ValueError('has an "inference" that is not {"mirror": true or false, "temperature": a number > 0}')
+    settings = InferenceSettings(**values)
+    temperature = settings.temperature
+    if (
+        not isinstance(settings.mirror, bool)
+        or isinstance(temperature, bool)
+        or not isinstance(temperature, int | float)
+    ):
+        raise ValueError('has an "inference" whose mirror is not true or false, or whose temperature is not a number')
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"has an inference temperature of {temperature}, not a number > 0")
+    return settings
 
 
 def write_metadata(folder: str | Path, metadata: dict) -> None:

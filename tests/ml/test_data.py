@@ -348,3 +348,18 @@ def test_unknown_fer2013_usage_in_a_spec_is_an_error(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="Validation"):
         read_dataset(f"fer2013:{fer}:Validation")
+
+
+def test_taiwanese_label_comes_from_the_letter_in_the_file_name(tmp_path: Path) -> None:
+    photos = tmp_path / "faces_256x256"
+    photos.mkdir()
+    for number, letter in enumerate("abcdefg"):
+        save(Image.fromarray(flat_crop(number * 30)), photos / f"0{number + 1}11{letter}01.jpg")
+
+    data, _ = read_dataset(f"taiwanese:{tmp_path}", faces="crops")
+
+    expected = ["neutral", "happy", "sad", "angry", "disgust", "fear", "surprise"]
+    assert data.labels.tolist() == [INDEX_OF[label] for label in expected]
+    save(Image.fromarray(flat_crop(0)), photos / "0111h01.jpg")  # no such expression letter
+    with pytest.raises(DataError, match="0111h01.jpg: not named like the Taiwanese set's PPTVeNN.jpg"):
+        read_dataset(f"taiwanese:{tmp_path}", faces="crops")
