@@ -1,7 +1,7 @@
 """Measure how the learning loop moves a new population: the Taiwanese posed set, split by performer.
 
     python bench/bench_adaptation.py --taiwanese ../shared/datasets/taiwanese --fer2013 PATH
-        [--model models/fer2013-vgg48-v4] [--reference] [--curve 50,100,200,400,all]
+        [--model models/fer2013-vgg48-v5] [--reference] [--curve 50,100,200,400,all]
         [--order random|least-confident] [--set epochs=10 --set learning_rate=0.003 ...]
 
 A throwaway site (bench/shared.py) with --model active. The performers are split by a seeded draw:
@@ -64,7 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--taiwanese", type=Path, required=True, help="the Taiwanese posed set's folder")
     parser.add_argument("--fer2013", type=Path, required=True, help="the FER2013 CSV: PrivateTest, and --reference")
-    parser.add_argument("--model", type=Path, default=ROOT / "models" / "fer2013-vgg48-v4")
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / "fer2013-vgg48-v5")
     parser.add_argument("--reference", action="store_true", help="mix the FER2013 Training rows into retraining")
     parser.add_argument("--curve", default="50,100,200,400,all", help="review counts to retrain after")
     parser.add_argument("--order", choices=("random", "least-confident"), default="random")

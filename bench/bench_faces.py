@@ -1,6 +1,6 @@
 """Measure face finding: recall by face size on group photos, false boxes on faceless ones, time.
 
-    python bench/bench_faces.py [--taiwanese ../shared/datasets/taiwanese] [--model models/fer2013-vgg48-v4]
+    python bench/bench_faces.py [--taiwanese ../shared/datasets/taiwanese] [--model models/fer2013-vgg48-v5]
 
 Needs scikit-image (a dev dependency) for its public-domain photos; nothing is downloaded.
 
@@ -277,7 +277,7 @@ def phone_jpeg(photo: GroupPhoto) -> bytes:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--taiwanese", type=Path, help="the Taiwanese posed set's folder: more real faces")
-    parser.add_argument("--model", type=Path, default=Path("models/fer2013-vgg48-v4"), help="for the 12 MP timing")
+    parser.add_argument("--model", type=Path, default=Path("models/fer2013-vgg48-v5"), help="for the 12 MP timing")
     parser.add_argument("--runs", type=int, default=50)
     arguments = parser.parse_args()
 

@@ -1,6 +1,6 @@
 """Time a retraining job on reviewed faces of real images, with its evaluation, on this machine.
 
-    python bench/bench_retraining.py --fer2013 PATH [--model models/fer2013-vgg48-v4] [--faces 1000] [--reference]
+    python bench/bench_retraining.py --fer2013 PATH [--model models/fer2013-vgg48-v5] [--faces 1000] [--reference]
 
 Sets up a throwaway site in a temporary folder: its own SQLite database (migrated), media folder
 and models folder holding a copy of --model, active (the real models/ is never written). Makes
@@ -177,7 +177,7 @@ def scores_line(name: str, scores: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fer2013", type=Path, required=True, help="the FER2013 CSV (plain or .gz)")
-    parser.add_argument("--model", type=Path, default=ROOT / "models" / "fer2013-vgg48-v4", help="model to fine-tune")
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / "fer2013-vgg48-v5", help="model to fine-tune")
     parser.add_argument("--faces", type=int, default=1000, help="reviewed faces to make and retrain on")
     parser.add_argument(
         "--reference", action="store_true", help="also mix in the reference data set (EMOTIONSITE_REFERENCE_DATA)"

@@ -250,7 +250,17 @@ def model_versions_register(*, model_dir: Path | None = None) -> list[ModelVersi
             model_version_fail(model_version=active, problem=f"its folder {model_dir / active.path} is missing")
         elif active is None and (newest := _last_good_version(model_dir)) is not None:
             model_version_activate(model_version=newest, reason=ModelActivation.Reason.REGISTERED)
+        elif active is not None and (successor := _newest_successor(active, registered)) is not None:
+            # An upgrade that ships a newer version of the active one (v5, made from v4) puts it live;
+            # the active version stays, one click away.
+            model_version_activate(model_version=successor, reason=ModelActivation.Reason.REGISTERED)
     return registered
+
+
+def _newest_successor(active: ModelVersion, registered: list[ModelVersion]) -> ModelVersion | None:
+    """Of the versions just registered, the newest made from the active one and not rejected."""
+    children = [version for version in registered if version.parent_id == active.pk and version.state == "candidate"]
+    return max(children, key=lambda version: version.created_at, default=None)
 
 
 def _folder_exists(model_version: ModelVersion, model_dir: Path) -> bool:

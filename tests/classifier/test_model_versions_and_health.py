@@ -213,3 +213,28 @@ def test_the_model_list_names_problems_but_not_paths_to_users(user, staff_user, 
         assert versions["tiny-2"]["training"] == (
             training if training is not None else {"reference_data": "/srv/fer2013.csv.gz"}
         )
+
+
+def test_an_upgrade_that_ships_a_newer_version_of_the_active_one_puts_it_live(db, two_versions_dir):
+    shutil.move(two_versions_dir / "tiny-2", two_versions_dir.parent / "tiny-2")  # the site before the upgrade
+    register()
+    assert ModelVersion.objects.get(state="active").version == "tiny-1"
+
+    shutil.move(two_versions_dir.parent / "tiny-2", two_versions_dir / "tiny-2")  # the upgrade ships tiny-2
+    assert "Active model version: tiny-2" in register()
+
+    tiny_1 = ModelVersion.objects.get(version="tiny-1")
+    assert tiny_1.state == "previous"
+    assert tiny_1.replaced_by.get().model_version.version == "tiny-2"
+    assert tiny_1.replaced_by.get().reason == "registered"
+
+
+def test_a_newer_version_of_another_version_does_not_replace_the_active_one(db, two_versions_dir):
+    shutil.move(two_versions_dir / "tiny-2", two_versions_dir.parent / "tiny-2")
+    shutil.copytree(two_versions_dir / "tiny-1", two_versions_dir / "tiny-0")
+    metadata = json.loads((two_versions_dir / "tiny-0" / "model.json").read_text())
+    (two_versions_dir / "tiny-0" / "model.json").write_text(json.dumps(metadata | {"version": "tiny-0"}))
+    register("--activate", "tiny-0")  # staff chose tiny-0
+
+    shutil.move(two_versions_dir.parent / "tiny-2", two_versions_dir / "tiny-2")  # made from tiny-1
+    assert "Active model version: tiny-0" in register()
