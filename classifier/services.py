@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ml.predictor import Predictor
 
 __all__ = [
+    "ActivationRefused",
     "CancelRefused",
     "DeleteRefused",
     "ImageRefused",
@@ -44,6 +45,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+class ActivationRefused(ModelUnavailable):
+    """A version that cannot be made active (its folder is missing); the message says which and why."""
 
 
 class NoModelVersion(ModelUnavailable):
@@ -281,7 +286,7 @@ def model_version_activate(
     Raises ModelUnavailable when its folder is missing.
     """
     if not _folder_exists(model_version, Path(settings.EMOTIONSITE_MODEL_DIR)):
-        raise ModelUnavailable(f"{model_version} cannot be activated: its folder {model_version.path} is missing.")
+        raise ActivationRefused(f"{model_version} cannot be activated: its folder {model_version.path} is missing.")
     with transaction.atomic():
         replaced = ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE).exclude(pk=model_version.pk).first()
         if replaced is not None:

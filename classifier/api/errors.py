@@ -4,8 +4,10 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import status
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from classifier import services
 
 
 class PayloadTooLarge(APIException):
@@ -27,9 +29,22 @@ class ServiceUnavailable(APIException):
 
 
 def exception_handler(exc, context):
+    """DRF's handler, after turning the services' refusals into the HTTP errors they mean."""
+    return drf_exception_handler(as_api_exception(exc), context)
+
+
+def as_api_exception(exc: Exception) -> Exception:
+    """The API error for a service's refusal, the one place that maps them; anything else as it is."""
     if isinstance(exc, RequestDataTooBig):
-        exc = PayloadTooLarge(str(exc))
-    return drf_exception_handler(exc, context)
+        return PayloadTooLarge(str(exc))
+    if isinstance(exc, services.ImageRefused):
+        return PayloadTooLarge(exc.message) if exc.too_large else ValidationError({"image": [exc.message]})
+    if isinstance(exc, services.ActivationRefused | services.RetrainRefused | services.CancelRefused):
+        return Conflict(str(exc))
+    if isinstance(exc, services.ModelUnavailable):
+        # Its message names server paths: those are for the log and the admin.
+        return ServiceUnavailable("The expression model is not available right now.")
+    return exc
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -5,14 +5,14 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, mixins, permissions, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from classifier import selectors, services
-from classifier.api.errors import Conflict, PayloadTooLarge, ServiceUnavailable
+from classifier.api.errors import PayloadTooLarge
 from classifier.api.serializers import (
     AccuracyQuerySerializer,
     AccuracySerializer,
@@ -64,14 +64,7 @@ class CaptureViewSet(
             raise PayloadTooLarge(f"The upload is over the limit of {limit // 2**20} MB.")
         upload = CaptureCreateSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
-        try:
-            capture = services.capture_create(owner=request.user, **upload.validated_data)
-        except services.ImageRefused as refusal:
-            if refusal.too_large:
-                raise PayloadTooLarge(refusal.message) from None
-            raise ValidationError({"image": [refusal.message]}) from None
-        except services.ModelUnavailable:
-            raise ServiceUnavailable("The expression model is not available right now.") from None
+        capture = services.capture_create(owner=request.user, **upload.validated_data)
         capture = selectors.capture_detail(user=request.user, capture_id=capture.pk)
         return Response(self.get_serializer(capture).data, status=status.HTTP_201_CREATED)
 
@@ -148,10 +141,7 @@ class ModelVersionActivateView(APIView):
     @extend_schema(request=None, responses={200: ModelVersionSerializer, 409: OpenApiResponse(description="no folder")})
     def post(self, request: Request, version: str) -> Response:
         model_version = get_object_or_404(selectors.model_version_list(), version=version)
-        try:
-            services.model_version_activate(model_version=model_version, activated_by=request.user)
-        except services.ModelUnavailable as error:
-            raise Conflict(str(error)) from None
+        services.model_version_activate(model_version=model_version, activated_by=request.user)
         return Response(ModelVersionSerializer(model_version, context={"request": request}).data)
 
 
@@ -183,17 +173,11 @@ class TrainingJobViewSet(
     def create(self, request: Request, *args, **kwargs) -> Response:
         options = TrainingJobCreateSerializer(data=request.data)
         options.is_valid(raise_exception=True)
-        try:
-            job = services.retrain_request(requested_by=request.user, **options.validated_data)
-        except services.RetrainRefused as refusal:
-            raise Conflict(str(refusal)) from None
+        job = services.retrain_request(requested_by=request.user, **options.validated_data)
         return Response(self.get_serializer(job).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={200: TrainingJobSerializer, 409: OpenApiResponse(description="ended")})
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
-        try:
-            job = services.training_job_cancel(job=self.get_object())
-        except services.CancelRefused as refusal:
-            raise Conflict(str(refusal)) from None
+        job = services.training_job_cancel(job=self.get_object())
         return Response(self.get_serializer(job).data)
