@@ -20,7 +20,7 @@ from PIL import Image
 from rest_framework.decorators import api_view, schema
 from rest_framework.request import Request
 
-from classifier import charts, selectors, services
+from classifier import charts, inference, selectors, services
 from classifier.forms import CaptureFilterForm, CaptureForm, QueueReviewForm, ReviewForm
 from classifier.images import declared_body_too_large, encode_jpeg, face_picture
 from classifier.models import Capture
@@ -330,25 +330,29 @@ def model_version_activate(request: HttpRequest, version_id: int) -> HttpRespons
 def health(request: HttpRequest) -> JsonResponse:
     """For the container's health check: is the database reachable, and which model version serves.
 
-    It loads the active version (once per process), so a missing or corrupt folder is found here and the
-    last good version takes over; `model_problems` names every version that cannot be used (why is for
-    staff, in the admin: it names server paths).
+    Read-only, as a GET must be: it loads the active version (once per process) to see that it can, but a
+    version that cannot load is only reported; the next prediction records it and falls back.
+    `model_problems` names every version that cannot be used (why is for staff, in the admin: it names
+    server paths).
     """
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        try:
-            model_version, _ = services.active_predictor()
-        except services.ModelUnavailable:
-            model_version = None
+        model_version = selectors.active_model_version()
         broken = list(selectors.model_versions_with_problems().values_list("version", flat=True))
     except DatabaseError as error:
         return JsonResponse({"status": "error", "database": f"error: {error}", "model_version": None}, status=503)
+    if model_version is not None and model_version.version not in broken:
+        try:
+            inference.predictor_for(model_version)
+        except services.ModelUnavailable:
+            broken.append(model_version.version)
+    serving = model_version is not None and model_version.version not in broken
     report = {
-        "status": "ok" if model_version and not broken else "degraded" if model_version else "error",
+        "status": "ok" if serving and not broken else "degraded" if serving else "error",
         "database": "ok",
         "model_version": model_version.version if model_version else None,
     }
     if broken:
         report["model_problems"] = broken
-    return JsonResponse(report, status=200 if model_version else 503)
+    return JsonResponse(report, status=200 if serving else 503)

@@ -238,3 +238,18 @@ def test_a_newer_version_of_another_version_does_not_replace_the_active_one(db, 
 
     shutil.move(two_versions_dir.parent / "tiny-2", two_versions_dir / "tiny-2")  # made from tiny-1
     assert "Active model version: tiny-0" in register()
+
+
+def test_healthz_reports_a_broken_active_version_without_switching(client, user_client, two_versions_dir, media_dir):
+    register()  # tiny-2 active
+    inference._loaded = None  # as in a process that has not loaded it yet
+    (two_versions_dir / "tiny-2" / "inference.pdiparams").write_bytes(b"not parameters")
+
+    health = client.get("/healthz")
+
+    assert health.status_code == 503 and health.json()["model_problems"] == ["tiny-2"]
+    assert ModelVersion.objects.get(state="active").version == "tiny-2"  # a GET changes nothing
+    assert not ModelVersion.objects.exclude(problem="").exists()
+    # The next prediction records the problem and falls back, as before.
+    assert user_client.post("/", {"image": upload("me.jpg", face_photo_bytes())}).status_code == 302
+    assert ModelVersion.objects.get(state="active").version == "tiny-1"
