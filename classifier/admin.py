@@ -7,6 +7,7 @@ import numpy as np
 from django.contrib import admin, messages
 from django.contrib.admin import actions as admin_actions
 from django.contrib.admin.utils import unquote
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -17,6 +18,7 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy
 from PIL import Image
 
+from accounts.models import User
 from classifier import selectors, services
 from classifier.models import Capture, Face, ModelVersion, TrainingJob
 from ml.labels import INPUT_SIZE
@@ -331,3 +333,15 @@ class TrainingJobAdmin(admin.ModelAdmin):
             else:
                 done = "is cancelled" if job.state == TrainingJob.State.CANCELLED else "will stop within a few seconds"
                 self.message_user(request, f"Training job {job.pk} {done}.")
+
+
+# Here rather than in accounts/: deleting an account deletes its captures' files, which is the
+# product's business, and accounts/ imports nothing from the product.
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        services.user_delete(user=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        for user in queryset:
+            services.user_delete(user=user)

@@ -1,3 +1,4 @@
+import ast
 from pathlib import Path
 
 from django.test import Client
@@ -86,3 +87,15 @@ def test_deleting_a_user_in_the_admin_deletes_their_images(
         )
     assert response.status_code == 302
     assert nothing_stored(media_dir)
+
+
+def test_accounts_imports_nothing_from_the_product() -> None:
+    imported = set()
+    for path in (Path(__file__).parents[2] / "accounts").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+
+    assert "classifier" not in imported and "ml" not in imported
