@@ -1,19 +1,27 @@
 """Page forms: they describe the fields; the services decide what is stored."""
 
 from django import forms
+from django.conf import settings
 
+from classifier.images import upload_limits_text
 from classifier.models import Capture, Expression
 
 
 class CaptureForm(forms.Form):
     image = forms.FileField(
         label="Photo",
-        help_text="JPEG, PNG, WebP, BMP, GIF or TIFF; up to 10 MB and 40 megapixels.",
         widget=forms.ClearableFileInput(attrs={"accept": "image/*"}),
     )
     source = forms.ChoiceField(
         choices=Capture.Source, initial=Capture.Source.UPLOAD, required=False, widget=forms.HiddenInput
     )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        limits = upload_limits_text(
+            max_bytes=settings.EMOTIONSITE_MAX_UPLOAD_BYTES, max_pixels=settings.EMOTIONSITE_MAX_PIXELS
+        )
+        self.fields["image"].help_text = f"{limits}."
 
     def clean_source(self) -> str:
         return self.cleaned_data.get("source") or Capture.Source.UPLOAD

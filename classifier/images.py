@@ -15,6 +15,13 @@ from ml.images import to_eight_bit
 # Pillow's names of the formats we take. MPO is how Pillow names many phones' JPEGs (a JPEG with a depth map).
 ACCEPTED_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF", "TIFF"}
 ACCEPTED_FORMATS_TEXT = "JPEG, PNG, WebP, BMP, GIF or TIFF"
+
+
+def upload_limits_text(*, max_bytes: int, max_pixels: int) -> str:
+    """What an upload may be, in the words every form and the API's schema use."""
+    return f"{ACCEPTED_FORMATS_TEXT}; up to {max_bytes // 2**20} MB and {max_pixels // 1_000_000} megapixels"
+
+
 # Multipart framing on top of the image: a request body larger than the limit plus this is refused unread.
 MULTIPART_ALLOWANCE = 64 * 1024
 THUMBNAIL_SIDE = 320

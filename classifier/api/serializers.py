@@ -1,9 +1,11 @@
 """The API's JSON shapes and the validation of what comes in; storing is the services' job."""
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
+from classifier.images import upload_limits_text
 from classifier.models import Capture, Expression, Face, ModelActivation, ModelVersion, TrainingJob
 from ml.labels import EXPRESSIONS
 
@@ -83,7 +85,9 @@ class CaptureSerializer(serializers.ModelSerializer):
 
 class CaptureCreateSerializer(serializers.Serializer):
     image = serializers.FileField(
-        help_text="JPEG, PNG, WebP, BMP, GIF (first frame) or TIFF; up to 10 MB and 40 megapixels",
+        help_text=upload_limits_text(
+            max_bytes=settings.EMOTIONSITE_MAX_UPLOAD_BYTES, max_pixels=settings.EMOTIONSITE_MAX_PIXELS
+        ),
         allow_empty_file=True,  # the service refuses it with its own message
     )
     source = serializers.ChoiceField(choices=Capture.Source.choices, default=Capture.Source.UPLOAD)

@@ -36,7 +36,7 @@ from classifier.images import declared_body_too_large
         responses={
             201: CaptureSerializer,
             400: OpenApiResponse(description="not an image, or a damaged one"),
-            413: OpenApiResponse(description="more than 10 MB or 40 megapixels"),
+            413: OpenApiResponse(description="larger than EMOTIONSITE_MAX_UPLOAD_BYTES or EMOTIONSITE_MAX_PIXELS"),
             503: OpenApiResponse(description="no model version can predict"),
         },
     ),

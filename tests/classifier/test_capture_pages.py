@@ -208,3 +208,11 @@ def test_an_unknown_source_says_what_is_wrong(user_client, model_version, media_
     assert response.status_code == 400
     assert "Select a valid choice. scanner is not one of the available choices." in response.content.decode()
     assert nothing_stored(media_dir)
+
+
+def test_the_upload_limits_shown_follow_the_settings(user_client, settings):
+    settings.EMOTIONSITE_MAX_UPLOAD_BYTES = 3 * 2**20
+    settings.EMOTIONSITE_MAX_PIXELS = 12_000_000
+    page = user_client.get(reverse("classifier:capture_new")).content.decode()
+
+    assert "up to 3 MB and 12 megapixels" in page
