@@ -307,7 +307,15 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 @admin.register(TrainingJob)
 class TrainingJobAdmin(admin.ModelAdmin):
-    list_display = ["id", "state", "base_version", "model_version", "requested_by", "created_at", "finished_at"]
+    list_display = [
+        "id",
+        "state_now",
+        "base_version",
+        "model_version",
+        "requested_by",
+        "created_at",
+        "finished_at",
+    ]
     list_filter = ["state"]
     list_select_related = ["base_version", "model_version", "requested_by"]
     readonly_fields = [field.name for field in TrainingJob._meta.fields]
@@ -319,9 +327,9 @@ class TrainingJobAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False  # the worker writes it
 
-    def changelist_view(self, request: HttpRequest, extra_context=None):
-        services.training_jobs_fail_stale()
-        return super().changelist_view(request, extra_context)
+    @admin.display(description="state", ordering="state")
+    def state_now(self, job: TrainingJob) -> str:
+        return job.state_now_display
 
     @admin.action(description="Cancel the selected jobs")
     def cancel(self, request: HttpRequest, queryset: QuerySet[TrainingJob]) -> None:

@@ -218,8 +218,36 @@ class TrainingJob(models.Model):
         return f"Training job {self.pk} ({self.state})"
 
     @property
+    def worker_stopped(self) -> bool:
+        """Running, but its worker silent for longer than stale_seconds (killed, or its machine gone). Pages and
+        the API show it failed at once; the next write (a retrain request, the worker's next job) marks it so."""
+        if self.state != self.State.RUNNING or self.heartbeat_at is None:
+            return False
+        return self.heartbeat_at < timezone.now() - timedelta(seconds=settings.EMOTIONSITE_RETRAIN.stale_seconds)
+
+    @property
+    def worker_stopped_error(self) -> str:
+        return (
+            f"The worker stopped: no sign of life since {self.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC. "
+            "Nothing it trained was kept; the active model version is unchanged."
+        )
+
+    @property
+    def state_now(self) -> str:
+        """The state, "failed" for a job whose worker stopped, whether or not that is written yet."""
+        return self.State.FAILED if self.worker_stopped else self.state
+
+    @property
+    def state_now_display(self) -> str:
+        return self.State(self.state_now).label
+
+    @property
+    def error_now(self) -> str:
+        return self.worker_stopped_error if self.worker_stopped else self.error
+
+    @property
     def is_finished(self) -> bool:
-        return self.state not in self.UNFINISHED
+        return self.state_now not in self.UNFINISHED
 
     @property
     def fraction_done(self) -> float | None:

@@ -461,14 +461,13 @@ def training_job_cancel(*, job: TrainingJob) -> TrainingJob:
 
 
 def training_jobs_fail_stale() -> list[TrainingJob]:
-    """Mark failed the running jobs whose worker has been silent too long (killed, or its machine gone)."""
+    """Mark failed the running jobs whose worker has been silent too long (killed, or its machine gone),
+    and remove what they left. Writes call it (a retrain request, the worker's next job); reads show such
+    a job failed already (TrainingJob.state_now)."""
     cutoff = timezone.now() - timedelta(seconds=settings.EMOTIONSITE_RETRAIN.stale_seconds)
     failed = []
     for job in TrainingJob.objects.filter(state=TrainingJob.State.RUNNING, heartbeat_at__lt=cutoff):
-        error = (
-            f"The worker stopped: no sign of life since {job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC. "
-            "Nothing it trained was kept; the active model version is unchanged."
-        )
+        error = job.worker_stopped_error
         # Only if it is still silent: a worker that wrote in between is alive.
         if TrainingJob.objects.filter(pk=job.pk, state=job.state, heartbeat_at=job.heartbeat_at).update(
             state=TrainingJob.State.FAILED, error=error, finished_at=timezone.now()

@@ -268,7 +268,6 @@ def accuracy(request: HttpRequest) -> HttpResponse:
 @require_GET
 def training(request: HttpRequest) -> HttpResponse:
     """Staff: retrain the model, follow the jobs (the page's script polls the API), activate any version."""
-    services.training_jobs_fail_stale()
     counts = selectors.reviewed_face_counts()
     return render(
         request,

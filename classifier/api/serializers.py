@@ -216,6 +216,13 @@ class TrainingJobSerializer(serializers.ModelSerializer):
     model_version = serializers.SlugRelatedField(slug_field="version", read_only=True, allow_null=True)
     fraction_done = serializers.FloatField(read_only=True, allow_null=True, help_text="share of training steps done")
     progress_summary = serializers.CharField(read_only=True, help_text="where the job is, in words")
+    state = serializers.ChoiceField(
+        source="state_now",
+        choices=TrainingJob.State.choices,
+        read_only=True,
+        help_text="failed once its worker stopped",
+    )
+    error = serializers.CharField(source="error_now", read_only=True)
     progress = serializers.DictField(
         help_text="phase, and while training: epoch, epochs, step, steps, loss, validation_accuracy, seconds_left"
     )

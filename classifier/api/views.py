@@ -166,10 +166,6 @@ class TrainingJobViewSet(
     def get_queryset(self):
         return selectors.training_job_list()
 
-    def list(self, request: Request, *args, **kwargs) -> Response:
-        services.training_jobs_fail_stale()
-        return super().list(request, *args, **kwargs)
-
     def create(self, request: Request, *args, **kwargs) -> Response:
         options = TrainingJobCreateSerializer(data=request.data)
         options.is_valid(raise_exception=True)

@@ -1,9 +1,12 @@
 """The doors to retraining: the staff training page, the admin's action, the API; and rollback from each."""
 
 import shutil
+from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.test import Client
+from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 from rest_framework.test import APIClient
 
@@ -205,3 +208,21 @@ def test_a_version_that_cannot_load_is_refused_as_a_base(tiny_active, staff_user
     services.model_version_fail(model_version=tiny_active, problem="inference.pdiparams is missing")
     with pytest.raises(services.RetrainRefused, match="tiny-1 cannot be loaded"):
         services.retrain_request(requested_by=staff_user)
+
+
+def test_a_job_whose_worker_stopped_reads_as_failed_without_a_write(tiny_active, staff_client, staff_api, staff_user):
+    reviewed_faces(staff_user, 60)
+    job = services.retrain_request(requested_by=staff_user)
+    silent_since = timezone.now() - timedelta(seconds=settings.EMOTIONSITE_RETRAIN.stale_seconds + 60)
+    TrainingJob.objects.filter(pk=job.pk).update(state="running", started_at=silent_since, heartbeat_at=silent_since)
+
+    listed = staff_api.get("/api/v1/training-jobs/").json()["results"][0]
+    page = staff_client.get("/staff/training/").content.decode()
+    staff_client.get("/admin/classifier/trainingjob/")
+
+    assert listed["state"] == "failed" and listed["error"].startswith("The worker stopped: no sign of life since")
+    assert 'data-state="failed"' in page and "The worker stopped" in page
+    assert TrainingJob.objects.get(pk=job.pk).state == "running"  # the GETs wrote nothing
+    # The next request marks it failed for good, and may then run.
+    assert services.retrain_request(requested_by=staff_user).state == "queued"
+    assert TrainingJob.objects.get(pk=job.pk).state == "failed"
