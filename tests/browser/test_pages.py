@@ -2,7 +2,6 @@
 
 import io
 import re
-from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -99,26 +98,6 @@ def test_camera_on_a_plain_http_address_asks_for_https(open_page, user: User, in
     problem = page.get_by_role("alert")
     expect(problem).to_contain_text("open this site over https")
     expect(problem.get_by_role("link", name="Upload a photo instead")).to_be_visible()
-
-
-def test_pages_fit_a_phone_screen(open_page, user: User, tmp_path: Path) -> None:
-    capture = upload_photo(user)
-    page = open_page(user=user, viewport=PHONE)
-    overflowing = {}
-    for name, path, ready in [
-        ("upload", "/", "form"),
-        ("webcam", "/webcam/", "[data-webcam-state=live]"),
-        ("result", f"/captures/{capture.pk}/", ".face-card"),
-        ("history", "/captures/", ".capture-item img"),
-        ("review", "/review/", ".review-picture"),
-    ]:
-        page.goto(path)
-        page.wait_for_selector(ready)
-        page.screenshot(path=tmp_path / f"{name}.png")
-        widths = page.evaluate("[document.scrollingElement.scrollWidth, window.innerWidth]")
-        if widths[0] > widths[1]:
-            overflowing[name] = widths
-    assert overflowing == {}
 
 
 def test_a_disabled_button_looks_disabled(open_page, user: User) -> None:
