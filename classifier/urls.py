@@ -5,7 +5,7 @@ from classifier import views
 app_name = "classifier"
 
 urlpatterns = [
-    path("", views.capture_new, name="capture_new"),
+    path("", views.home, name="capture_new"),
     path("webcam/", views.capture_webcam, name="capture_webcam"),
     path("captures/", views.capture_list, name="capture_list"),
     path("captures/<int:capture_id>/", views.capture_detail, name="capture_detail"),

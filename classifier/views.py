@@ -35,6 +35,13 @@ TRAINING_JOBS_SHOWN = 20
 ACCURACY_PERIODS = {"": "All time", "90": "Last 90 days", "30": "Last 30 days"}
 
 
+def home(request: HttpRequest) -> HttpResponse:
+    """The upload page for people signed in; for everyone else, a word of what the site is."""
+    if not request.user.is_authenticated and request.method == "GET":
+        return render(request, "classifier/landing.html")
+    return capture_new(request)
+
+
 @login_required
 def capture_new(request: HttpRequest) -> HttpResponse:
     limit = settings.EMOTIONSITE_MAX_UPLOAD_BYTES

@@ -1,4 +1,4 @@
-"""Photograph a capture's result page for the README: python scripts/screenshot.py [--out docs/screenshot.png]
+"""Photograph a capture's result page for the README: python scripts/screenshot.py [--out static/img/screenshot.png]
 
 Runs the site in this process on a throwaway database and media folder, classifies a photo with the
 model versions in --model-dir (default: EMOTIONSITE_MODEL_DIR, the shipped model), and saves what
@@ -52,7 +52,7 @@ def smaller_png(png: bytes, max_bytes: int) -> bytes:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshot.png")
+    parser.add_argument("--out", type=Path, default=ROOT / "static" / "img" / "screenshot.png")
     parser.add_argument("--photo", type=Path, help="the photo to classify (default: scikit-image's astronaut)")
     parser.add_argument("--model-dir", type=Path, help="a folder of model versions (default: EMOTIONSITE_MODEL_DIR)")
     parser.add_argument("--tiny-model", action="store_true", help="train a tiny stand-in model instead")

@@ -1,6 +1,7 @@
 import ast
 from pathlib import Path
 
+from django.contrib.staticfiles import finders
 from django.test import Client
 from django.urls import reverse
 
@@ -58,10 +59,12 @@ def test_change_password(user, user_client):
 
 def test_capture_pages_need_a_signed_in_user(db):
     client = Client()
-    for name in ("classifier:capture_new", "classifier:capture_list"):
+    for name in ("classifier:capture_webcam", "classifier:capture_list", "classifier:review_queue"):
         response = client.get(reverse(name))
         assert response.status_code == 302
         assert response["Location"].startswith(reverse("login"))
+    response = client.post(reverse("classifier:capture_new"))  # the landing page takes no upload
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
 
 
 def test_deleting_a_user_in_the_admin_deletes_their_images(
@@ -99,3 +102,12 @@ def test_accounts_imports_nothing_from_the_product() -> None:
                 imported.update(alias.name.split(".")[0] for alias in node.names)
 
     assert "classifier" not in imported and "ml" not in imported
+
+
+def test_a_visitor_sees_what_the_site_is_and_where_to_start(client) -> None:
+    page = client.get("/")
+
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "finds every face" in text and 'href="/accounts/signup/"' in text and "img/screenshot" in text
+    assert finders.find("img/screenshot.png") is not None

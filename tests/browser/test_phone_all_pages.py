@@ -80,7 +80,9 @@ def test_every_page_fits_a_phone_for_staff(open_page, staff_user) -> None:
     )
 
 
-def test_sign_in_and_sign_up_fit_a_phone(open_page) -> None:
+def test_the_landing_sign_in_and_sign_up_pages_fit_a_phone(open_page) -> None:
     page = open_page(viewport=PHONE)
 
-    assert overflowing_pages(page, [("/accounts/login/", "form"), ("/accounts/signup/", "form")]) == {}
+    assert (
+        overflowing_pages(page, [("/", ".landing"), ("/accounts/login/", "form"), ("/accounts/signup/", "form")]) == {}
+    )

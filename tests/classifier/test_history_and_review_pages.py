@@ -71,6 +71,8 @@ def test_review_right_with_one_click_then_change_my_mind(user_client, user, mode
     assert face.true_label == other and face.is_correct is False
     page = user_client.get(response["Location"]).content.decode()
     assert f"Reviewed: wrong, it is {other}" in page
+    # The tag on the photo says what the face shows now, and what the model had said.
+    assert f'<span class="face-tag">1 · {other} <span class="face-tag-was">(not {face.predicted_label})</span>' in page
 
     user_client.post(review, {"true_label": ""})
     face.refresh_from_db()
