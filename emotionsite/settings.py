@@ -219,9 +219,13 @@ SPECTACULAR_SETTINGS = {
 # Background work (retraining) runs in `python manage.py db_worker`, reading tasks from the database.
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
 
+# Every line through one handler, on the root logger. Django's default logging, applied before this,
+# gives its "django" logger a console handler of its own, so django.* lines (requests, the task worker's
+# task status) printed twice; naming the logger here drops its handlers, and its lines go up to root.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": "INFO"},
+    "loggers": {"django": {"handlers": []}},
 }
