@@ -1,6 +1,7 @@
 """gunicorn settings shared by `./dev run` and the Docker image; override with GUNICORN_CMD_ARGS."""
 
 import os
+import signal
 
 # One process per core: Paddle runs each prediction on one math thread (ml.predictor), and
 # threads let a worker keep serving pages while another request waits on the database.
@@ -9,3 +10,11 @@ threads = 4
 worker_class = "gthread"
 timeout = 60
 accesslog = "-"
+
+
+def post_worker_init(worker):
+    """Leave stopping a worker to the master: Ctrl-C signals the whole process group, and the master
+    then sends each worker a quit of its own. A second quit arriving inside the first one's handler
+    deadlocks a gthread worker on its thread pool's lock until graceful_timeout, then the master
+    SIGKILLs it ("Perhaps out of memory?"). The master turns INT into QUIT, which workers still obey."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
