@@ -276,11 +276,13 @@ def accuracy(request: HttpRequest) -> HttpResponse:
 def training(request: HttpRequest) -> HttpResponse:
     """Staff: retrain the model, follow the jobs (the page's script polls the API), activate any version."""
     counts = selectors.reviewed_face_counts()
+    jobs = list(selectors.training_job_list()[:TRAINING_JOBS_SHOWN])
     return render(
         request,
         "classifier/training.html",
         {
-            "jobs": selectors.training_job_list()[:TRAINING_JOBS_SHOWN],
+            "jobs": jobs,
+            "unfinished_job": next((job for job in jobs if not job.is_finished), None),
             "model_versions": selectors.model_version_list(),
             "activations": selectors.model_activation_list()[:TRAINING_JOBS_SHOWN],
             "reviewed_counts": counts,
@@ -320,9 +322,12 @@ def training_job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
 
 
 @staff_member_required
-@require_POST
 def model_version_activate(request: HttpRequest, version_id: int) -> HttpResponse:
+    """GET asks to confirm, naming the version it replaces; POST activates."""
     model_version = get_object_or_404(selectors.model_version_list(), pk=version_id)
+    if request.method != "POST":
+        context = {"model_version": model_version, "active": selectors.active_model_version()}
+        return render(request, "classifier/model_version_activate.html", context)
     try:
         services.model_version_activate(model_version=model_version, activated_by=request.user)
     except services.ModelUnavailable as error:

@@ -226,3 +226,17 @@ def test_a_job_whose_worker_stopped_reads_as_failed_without_a_write(tiny_active,
     # The next request marks it failed for good, and may then run.
     assert services.retrain_request(requested_by=staff_user).state == "queued"
     assert TrainingJob.objects.get(pk=job.pk).state == "failed"
+
+
+def test_activate_asks_first_and_retrain_waits_for_the_running_job(
+    tiny_active, earlier_version, staff_client, staff_user
+):
+    confirm = staff_client.get(f"/staff/training/versions/{earlier_version.pk}/activate/").content.decode()
+    assert "Activate tiny-0?" in confirm and "in place of tiny-1" in confirm
+    assert ModelVersion.objects.get(state="active") == tiny_active  # asking changed nothing
+
+    reviewed_faces(staff_user, 60)
+    job = services.retrain_request(requested_by=staff_user)
+    page = staff_client.get("/staff/training/").content.decode()
+    assert f"Training job {job.pk} is queued: one job runs at a time." in page
+    assert '<button type="submit" id="retrain" disabled>' in page
