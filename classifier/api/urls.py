@@ -1,5 +1,5 @@
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import SimpleRouter
 
@@ -24,4 +24,6 @@ urlpatterns = [
     path("v1/", include((api_v1, "api"), namespace="api")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # The schema to read in a browser (/api/schema/ itself is a YAML file, which browsers download).
+    path("reference/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
 ]

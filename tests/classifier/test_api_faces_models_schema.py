@@ -74,3 +74,9 @@ def test_schema_says_a_model_version_may_have_no_parent(api, model_version):
     assert api.get("/api/v1/models/").json()[0]["parent"] is None
     schema = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
     assert schema["components"]["schemas"]["ModelVersion"]["properties"]["parent"]["nullable"] is True
+
+
+def test_the_schema_has_a_page_to_read_in_a_browser(client):
+    page = client.get("/api/reference/")
+
+    assert page.status_code == 200 and "/api/schema/" in page.content.decode()
