@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from classifier.selectors import AccuracySummary, DayAccuracy
+from ml import promotion
+from ml.promotion import Interval
 
 # The day chart's drawing box, in SVG user units; the SVG scales to the page's width.
 CHART_WIDTH = 640
@@ -17,22 +19,9 @@ PLOT_LEFT, PLOT_RIGHT, PLOT_TOP, PLOT_BOTTOM = 60, 604, 12, 200
 X_TICKS = 5
 
 
-@dataclass(frozen=True)
-class Interval:
-    """A 95% Wilson score interval for a proportion: honest about how few reviews a figure rests on."""
-
-    low: float
-    high: float
-
-
-def wilson_interval(successes: int, total: int, z: float = 1.96) -> Interval | None:
-    if total <= 0:
-        return None
-    share = successes / total
-    denominator = 1 + z * z / total
-    centre = (share + z * z / (2 * total)) / denominator
-    half_width = z * math.sqrt(share * (1 - share) / total + z * z / (4 * total * total)) / denominator
-    return Interval(low=max(0.0, centre - half_width), high=min(1.0, centre + half_width))
+def wilson_interval(successes: int, total: int) -> Interval | None:
+    """A 95% interval for an accuracy, honest about how few reviews it rests on; None without any."""
+    return promotion.wilson_interval(successes, total) if total > 0 else None
 
 
 @dataclass(frozen=True)
