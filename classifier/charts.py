@@ -183,3 +183,40 @@ def dashboard_context(summary: AccuracySummary) -> dict:
         "class_rows": class_rows(summary),
         "confusion_rows": confusion_rows(summary),
     }
+
+
+# A finished job's learning curve, small enough for its row in the jobs table.
+CURVE_WIDTH, CURVE_HEIGHT, CURVE_PAD = 160, 40, 3
+
+
+@dataclass(frozen=True)
+class EpochCurve:
+    loss_points: str  # SVG polyline points, the loss scaled to its own largest value
+    validation_points: str  # validation accuracy, 0 at the bottom and 100% at the top
+    summary: str  # the same in words, for screen readers and the title
+
+
+def epoch_curve(epochs: list[dict]) -> EpochCurve | None:
+    """The per-epoch loss and validation accuracy a finished job recorded, as two lines; None before that."""
+    if len(epochs) < 2:
+        return None
+    largest_loss = max(epoch["loss"] for epoch in epochs) or 1.0
+
+    def points(values: list[float]) -> str:
+        step = (CURVE_WIDTH - 2 * CURVE_PAD) / (len(values) - 1)
+        height = CURVE_HEIGHT - 2 * CURVE_PAD
+        return " ".join(
+            f"{CURVE_PAD + index * step:.1f},{CURVE_PAD + (1 - value) * height:.1f}"
+            for index, value in enumerate(values)
+        )
+
+    validation = [epoch["validation_accuracy"] or 0.0 for epoch in epochs]
+    summary = (
+        f"{len(epochs)} epochs: loss {epochs[0]['loss']:.3f} to {epochs[-1]['loss']:.3f}, "
+        f"validation accuracy {validation[0]:.1%} to {validation[-1]:.1%} (best {max(validation):.1%})"
+    )
+    return EpochCurve(
+        loss_points=points([epoch["loss"] / largest_loss for epoch in epochs]),
+        validation_points=points(validation),
+        summary=summary,
+    )

@@ -182,7 +182,7 @@ def _train_and_decide(job: TrainingJob, work_folder: Path, channel: _JobChannel)
         seed=job.pk,
         init_from=str(model_folder(base_version)),
     )
-    train(
+    result = train(
         config,
         train_set,
         faces.validation,
@@ -220,11 +220,21 @@ def _train_and_decide(job: TrainingJob, work_folder: Path, channel: _JobChannel)
     # later reads its verdict here and keeps a rejected version rejected.
     metadata |= {"promoted": promoted, "decision": decision}
     write_metadata(folder, metadata)
-    _keep(job, folder, metadata, base_version)
+    epochs = [
+        {
+            "epoch": record["epoch"],
+            "loss": round(record["train_loss"], 4),
+            "validation_accuracy": record["validation_accuracy"],
+        }
+        for record in result.history
+    ]
+    _keep(job, folder, metadata, base_version, epochs=epochs)
     logger.info("Training job %s made %s: %s", job.pk, version, decision)
 
 
-def _keep(job: TrainingJob, folder: Path, metadata: dict, base_version: ModelVersion) -> ModelVersion:
+def _keep(
+    job: TrainingJob, folder: Path, metadata: dict, base_version: ModelVersion, *, epochs: list[dict]
+) -> ModelVersion:
     """Move the version folder to its final name and write its row, activation and the job's end at once;
     unless the job was cancelled or marked failed meanwhile, which the same transaction checks first.
 
@@ -258,7 +268,8 @@ def _keep(job: TrainingJob, folder: Path, metadata: dict, base_version: ModelVer
             TrainingJob.objects.filter(pk=job.pk).update(
                 state=TrainingJob.State.SUCCEEDED,
                 model_version=model_version,
-                progress={"phase": "finished"},
+                # Each epoch's loss and validation accuracy: the job's row keeps its learning curve.
+                progress={"phase": "finished", "epochs": epochs},
                 finished_at=timezone.now(),
             )
     except BaseException:

@@ -2,6 +2,9 @@
 
 from django import template
 
+from classifier import charts
+from classifier.models import TrainingJob
+
 register = template.Library()
 
 
@@ -11,3 +14,13 @@ def percent(value: float | None, places: int = 1) -> str:
     if value is None:
         return "—"
     return f"{value:.{int(places)}%}"
+
+
+@register.inclusion_tag("classifier/_epoch_curve.html")
+def epoch_curve(job: TrainingJob) -> dict:
+    """A finished job's learning curve (loss and validation accuracy per epoch), for its row."""
+    return {
+        "curve": charts.epoch_curve(job.progress.get("epochs", [])),
+        "width": charts.CURVE_WIDTH,
+        "height": charts.CURVE_HEIGHT,
+    }

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 from django.db import IntegrityError, OperationalError, transaction
+from django.test import Client
 from django_tasks_db.models import DBTaskResult
 
 from classifier import retraining, selectors, services, training_data
@@ -134,7 +135,13 @@ def test_a_job_runs_in_the_worker_and_its_better_candidate_goes_live(tiny_active
     summary = candidate.training["reviewed_faces"]
     assert sum(sum(split.values()) for split in summary.values()) == 140
     assert candidate.training["reference_data"] is None and candidate.training["reference_images"] == 0
-    assert job.progress == {"phase": "finished"} and job.started_at <= job.finished_at
+    assert job.progress["phase"] == "finished" and job.started_at <= job.finished_at
+    # Its learning curve stays on its row: each epoch's loss and validation accuracy.
+    assert [epoch["epoch"] for epoch in job.progress["epochs"]] == list(range(1, 11))
+    staff = Client()
+    staff.force_login(staff_user)
+    page = staff.get("/staff/training/").content.decode()
+    assert '<svg class="epoch-curve"' in page and "10 epochs: loss " in page
     # The folder is final, immutable, and says the same as the row; the work folder is gone.
     folder = Path(settings.EMOTIONSITE_MODEL_DIR) / candidate.path
     metadata = json.loads((folder / "model.json").read_text())
