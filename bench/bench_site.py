@@ -11,6 +11,8 @@ collected into STATIC_ROOT first, as `./dev run` does. Then:
 - POST /api/v1/captures/ with a 640x480 JPEG holding one face (the astronaut at 480x480 on a
   grey canvas, as bench/bench_inference.py makes it): p50 and p95 one request at a time, and
   requests per second with --clients requests in flight at once against the 2 workers.
+- POST /api/v1/predict/ with that photo at 320x240, as the webcam's live mode sends a frame: p50
+  and p95 one request at a time (nothing is stored).
 - the accuracy dashboard page and GET /api/v1/accuracy/ for a user with 20,000 reviewed faces
   (bulk-created in the benchmark's database over 120 days and 2 model versions, beside 4,000
   unreviewed ones and another user's 2,000), and the staff site-wide page over all of them.
@@ -33,6 +35,7 @@ on captures, while the site-wide summary reads the face table alone.
 """
 
 import argparse
+import io
 import os
 import secrets
 import shutil
@@ -53,6 +56,7 @@ from http.client import HTTPConnection
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -321,6 +325,16 @@ def main() -> None:
             milliseconds(lambda: post_capture(uploader), args.captures),
             60,
         )
+
+        # The webcam's live mode: a downscaled frame to the predict-only endpoint (issue 13: p50 <= 25 ms).
+        small_frame = io.BytesIO()
+        Image.open(io.BytesIO(photo)).resize((320, 240)).save(small_frame, "JPEG", quality=80)
+
+        def post_predict() -> None:
+            body, content_type = multipart("image", "frame.jpg", small_frame.getvalue())
+            uploader.request("POST", "/api/v1/predict/", body, {"Content-Type": content_type})
+
+        report("POST /api/v1/predict/ (320x240, 1 face), one at a time", milliseconds(post_predict, args.captures), 25)
 
         local = threading.local()
 

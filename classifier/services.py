@@ -17,13 +17,14 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.db.models import F, ProtectedError
 from django.utils import timezone
+from PIL import Image
 
 from accounts.models import User
 from classifier import images, inference, selectors
 from classifier.images import ImageRefused
 from classifier.inference import ModelUnavailable
 from classifier.models import Capture, Expression, Face, ModelActivation, ModelVersion, TrainingJob
-from ml.faces import FoundFace, find_faces
+from ml.faces import FaceFinding, FoundFace, find_faces
 from ml.labels import EXPRESSIONS
 from ml.model_folder import METADATA_FILE, ModelFolderError, read_metadata
 
@@ -55,8 +56,18 @@ class NoModelVersion(ModelUnavailable):
     """No model version is registered and none can be found in EMOTIONSITE_MODEL_DIR."""
 
 
-def capture_create(*, owner: User, image: UploadedFile, source: Capture.Source = Capture.Source.UPLOAD) -> Capture:
-    """Check and clean the image, find and classify its faces, and store it all; or refuse and store nothing.
+@dataclass(frozen=True)
+class ImagePrediction:
+    """What the site reads in one image, before anything is stored."""
+
+    picture: Image.Image  # checked, upright, 8-bit, without metadata
+    model_version: ModelVersion
+    finding: FaceFinding
+    probabilities: np.ndarray  # (faces, 7), EXPRESSIONS order
+
+
+def image_predict(*, image: UploadedFile) -> ImagePrediction:
+    """Check and clean the image, find its faces and classify them, storing nothing.
 
     Raises ImageRefused (a message for the person) or ModelUnavailable (no model version can predict).
     """
@@ -72,6 +83,19 @@ def capture_create(*, owner: User, image: UploadedFile, source: Capture.Source =
         probabilities = predictor.predict(np.stack([face.crop for face in finding.faces]))
     else:
         probabilities = np.empty((0, len(EXPRESSIONS)), np.float32)
+    return ImagePrediction(picture, model_version, finding, probabilities)
+
+
+def capture_create(*, owner: User, image: UploadedFile, source: Capture.Source = Capture.Source.UPLOAD) -> Capture:
+    """Read the image as `image_predict` does and store it all: the image, its faces, their predictions;
+    or refuse and store nothing. Raises what `image_predict` raises."""
+    prediction = image_predict(image=image)
+    picture, model_version, finding, probabilities = (
+        prediction.picture,
+        prediction.model_version,
+        prediction.finding,
+        prediction.probabilities,
+    )
 
     folder = f"captures/{owner.pk}"
     name = uuid.uuid4().hex

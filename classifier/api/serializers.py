@@ -83,14 +83,64 @@ class CaptureSerializer(serializers.ModelSerializer):
         return reverse("classifier:capture_thumbnail", args=[capture.pk], request=self.context.get("request"))
 
 
-class CaptureCreateSerializer(serializers.Serializer):
+class ImageUploadSerializer(serializers.Serializer):
+    """One image, as `POST /captures/` and `POST /predict/` take it."""
+
     image = serializers.FileField(
         help_text=upload_limits_text(
             max_bytes=settings.EMOTIONSITE_MAX_UPLOAD_BYTES, max_pixels=settings.EMOTIONSITE_MAX_PIXELS
         ),
         allow_empty_file=True,  # the service refuses it with its own message
     )
+
+
+class CaptureCreateSerializer(ImageUploadSerializer):
     source = serializers.ChoiceField(choices=Capture.Source.choices, default=Capture.Source.UPLOAD)
+
+
+class PredictedFaceSerializer(serializers.Serializer):
+    """A face found and read by `POST /predict/`: as a capture's face, without what storing gives it."""
+
+    number = serializers.IntegerField()
+    box = serializers.ListField(child=serializers.IntegerField(), min_length=4, max_length=4)
+    predicted_label = serializers.ChoiceField(choices=Expression.choices)
+    confidence = serializers.FloatField()
+    probabilities = serializers.DictField(child=serializers.FloatField())
+
+
+class PredictionSerializer(serializers.Serializer):
+    model_version = serializers.CharField()
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    whole_image = serializers.BooleanField()
+    faces = PredictedFaceSerializer(many=True)
+
+    @staticmethod
+    def of(prediction) -> dict:
+        """The JSON of a services.ImagePrediction, its faces numbered in reading order."""
+        faces = []
+        for number, (found, scores) in enumerate(
+            zip(prediction.finding.faces, prediction.probabilities, strict=True), start=1
+        ):
+            best = int(scores.argmax())
+            faces.append(
+                {
+                    "number": number,
+                    "box": [int(value) for value in found.box],
+                    "predicted_label": EXPRESSIONS[best],
+                    "confidence": min(1.0, float(scores[best])),
+                    "probabilities": {
+                        label: round(float(score), 6) for label, score in zip(EXPRESSIONS, scores, strict=True)
+                    },
+                }
+            )
+        return {
+            "model_version": prediction.model_version.version,
+            "width": prediction.picture.width,
+            "height": prediction.picture.height,
+            "whole_image": prediction.finding.whole_image,
+            "faces": faces,
+        }
 
 
 class CaptureFilterSerializer(serializers.Serializer):

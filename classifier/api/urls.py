@@ -14,6 +14,7 @@ api_v1 = [
     path("auth/token/", obtain_auth_token, name="token"),
     path("accuracy/", views.AccuracyView.as_view(), name="accuracy"),
     path("review-queue/", views.ReviewQueueView.as_view(), name="review-queue"),
+    path("predict/", views.PredictView.as_view(), name="predict"),
     path("models/", views.ModelVersionListView.as_view(), name="model-version-list"),
     path("model-activations/", views.ModelActivationListView.as_view(), name="model-activation-list"),
     path("models/<str:version>/activate/", views.ModelVersionActivateView.as_view(), name="model-version-activate"),

@@ -21,8 +21,10 @@ from classifier.api.serializers import (
     CaptureSerializer,
     FaceReviewSerializer,
     FaceSerializer,
+    ImageUploadSerializer,
     ModelActivationSerializer,
     ModelVersionSerializer,
+    PredictionSerializer,
     TrainingJobCreateSerializer,
     TrainingJobSerializer,
 )
@@ -70,6 +72,32 @@ class CaptureViewSet(
 
     def perform_destroy(self, instance) -> None:
         services.capture_delete(capture=instance)
+
+
+class PredictView(APIView):
+    """Find and read the faces of one image and store nothing: for live previews (the webcam's live mode).
+
+    The same checks and limits as `POST /captures/`, and the same faces' JSON, without ids or reviews.
+    """
+
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request={"multipart/form-data": ImageUploadSerializer},
+        responses={
+            200: PredictionSerializer,
+            400: OpenApiResponse(description="not an image, or a damaged one"),
+            413: OpenApiResponse(description="larger than EMOTIONSITE_MAX_UPLOAD_BYTES or EMOTIONSITE_MAX_PIXELS"),
+            503: OpenApiResponse(description="no model version can predict"),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        limit = settings.EMOTIONSITE_MAX_UPLOAD_BYTES
+        if declared_body_too_large(request.META.get("CONTENT_LENGTH"), max_bytes=limit):
+            raise PayloadTooLarge(f"The upload is over the limit of {limit // 2**20} MB.")
+        upload = ImageUploadSerializer(data=request.data)
+        upload.is_valid(raise_exception=True)
+        return Response(PredictionSerializer.of(services.image_predict(image=upload.validated_data["image"])))
 
 
 class FaceViewSet(mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet):

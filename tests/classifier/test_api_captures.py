@@ -230,3 +230,36 @@ def test_faces_are_numbered_in_reading_order(api, model_version):
         x, y, width, height = face["box"]
         assert x < centre_x < x + width and y < centre_y < y + height
     assert api.get(f"{CAPTURES}{body['id']}/").json()["faces"] == body["faces"]
+
+
+def test_predict_reads_the_faces_and_stores_nothing(api, model_version, media_dir):
+    photo, centres = group_photo()
+
+    response = post_image_to(api, "/api/v1/predict/", "group.png", encode(photo, "PNG"))
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model_version"] == "tiny-1" and (body["width"], body["height"]) == photo.size
+    assert [face["number"] for face in body["faces"]] == [1, 2, 3, 4, 5]
+    for face, (centre_x, centre_y) in zip(body["faces"], centres, strict=True):
+        x, y, width, height = face["box"]
+        assert x < centre_x < x + width and y < centre_y < y + height
+        assert list(face["probabilities"]) == list(EXPRESSIONS)
+        assert face["predicted_label"] == max(face["probabilities"], key=face["probabilities"].get)
+    assert nothing_stored(media_dir)
+
+
+@pytest.mark.parametrize(("name", "content", "status"), [("empty.jpg", b"", 400), ("notes.txt", b"not an image", 400)])
+def test_predict_refuses_what_captures_refuse(api, model_version, media_dir, name, content, status):
+    response = post_image_to(api, "/api/v1/predict/", name, content)
+
+    assert response.status_code == status and "image" in response.json()
+    assert nothing_stored(media_dir)
+
+
+def test_predict_needs_credentials(db):
+    assert APIClient().post("/api/v1/predict/").status_code == 401
+
+
+def post_image_to(api: APIClient, path: str, name: str, content: bytes):
+    return api.post(path, {"image": upload(name, content)}, format="multipart")
