@@ -13,6 +13,7 @@ collected into STATIC_ROOT first, as `./dev run` does. Then:
   requests per second with --clients requests in flight at once against the 2 workers.
 - POST /api/v1/predict/ with that photo at 320x240, as the webcam's live mode sends a frame: p50
   and p95 one request at a time (nothing is stored).
+- the exports of that user's faces: CSV, JSON and the reviewed crops' ZIP, each read whole.
 - the accuracy dashboard page and GET /api/v1/accuracy/ for a user with 20,000 reviewed faces
   (bulk-created in the benchmark's database over 120 days and 2 model versions, beside 4,000
   unreviewed ones and another user's 2,000), and the staff site-wide page over all of them.
@@ -164,6 +165,7 @@ def seed_database() -> dict:
                         box_y=60,
                         box_width=200,
                         box_height=200,
+                        crop=rng.integers(0, 256, 48 * 48, dtype=np.uint8).tobytes(),  # for the crops export
                         predicted_label=label,
                         confidence=float(scores.max()),
                         probabilities={name: round(float(p), 6) for name, p in zip(EXPRESSIONS, scores, strict=True)},
@@ -373,6 +375,13 @@ def main() -> None:
             milliseconds(lambda: api.request("GET", "/api/v1/accuracy/"), args.dashboard),
             300,
         )
+        for path in ("/captures/export.csv", "/captures/export.json", "/captures/reviewed-faces.zip"):
+            started = time.perf_counter()
+            size = len(api.request("GET", path))
+            print(
+                f"{'GET ' + path + ' (24,000 faces, 20,000 reviewed)':<52} {time.perf_counter() - started:7.1f} s, "
+                f"{size / 2**20:.1f} MB (target: 10,000 reviewed faces in 10 s)"
+            )
     except BaseException:
         if server is not None:
             print(f"--- the end of gunicorn's log:\n{server.log_tail()}", file=sys.stderr)

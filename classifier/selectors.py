@@ -49,6 +49,12 @@ def faces_reviewable_by(user: User) -> QuerySet[Face]:
     return faces_visible_to(user)
 
 
+def faces_for_export(*, user: User, site_wide: bool = False) -> QuerySet[Face]:
+    """The user's faces (everyone's, for staff asking for the site), in capture order, with what an export shows."""
+    faces = Face.objects.all() if site_wide and user.is_staff else faces_visible_to(user)
+    return faces.select_related("capture__owner", "model_version", "reviewed_by").order_by("capture_id", "number", "id")
+
+
 def review_queue(*, user: User, skipped: Collection[int] = ()) -> QuerySet[Face]:
     """The unreviewed faces this user may review, least confident first (where a review teaches most)."""
     faces = faces_reviewable_by(user).filter(reviewed_at__isnull=True).exclude(pk__in=skipped)

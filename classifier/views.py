@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.db import DatabaseError, connection
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -20,7 +20,7 @@ from PIL import Image
 from rest_framework.decorators import api_view, schema
 from rest_framework.request import Request
 
-from classifier import charts, inference, selectors, services
+from classifier import charts, exports, inference, selectors, services
 from classifier.forms import CaptureFilterForm, CaptureForm, QueueReviewForm, ReviewForm
 from classifier.images import declared_body_too_large, encode_jpeg, face_picture
 from classifier.models import Capture
@@ -232,6 +232,30 @@ def review_queue_undo(request: HttpRequest) -> HttpResponse:
         services.face_review(face=face, reviewer=request.user, true_label=None)
         messages.success(request, f"Your review of face {face.number} of capture {face.capture_id} was undone.")
     return redirect("classifier:review_queue")
+
+
+EXPORTS = {
+    "csv": (exports.csv_chunks, "text/csv; charset=utf-8", "faces.csv"),
+    "json": (exports.json_chunks, "application/json", "faces.json"),
+    "crops": (exports.crops_zip_chunks, "application/zip", "reviewed-faces.zip"),
+}
+
+
+@api_view(["GET"])
+@schema(None)
+def export(request: Request, kind: str) -> StreamingHttpResponse:
+    """The user's captures, faces, predictions and reviews (CSV or JSON), or their reviewed crops (ZIP),
+    streamed; `?scope=site` gives staff the whole site's. A DRF view, so an API token works as a session does."""
+    site_wide = request.GET.get("scope") == "site"
+    if site_wide and not request.user.is_staff:
+        raise PermissionDenied("Only staff export the whole site's faces.")
+    faces = selectors.faces_for_export(user=request.user, site_wide=site_wide)
+    if kind == "crops":
+        faces = faces.filter(reviewed_at__isnull=False)
+    chunks, content_type, filename = EXPORTS[kind]
+    response = StreamingHttpResponse(chunks(faces.iterator(chunk_size=exports.CHUNK)), content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{"site-" if site_wide else ""}{filename}"'
+    return response
 
 
 @login_required
