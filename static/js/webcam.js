@@ -1,10 +1,18 @@
-// The webcam page: a live preview, and a button that sends one frame through the upload form.
+// The webcam page: a live preview with each face's expression drawn over it, and a button that
+// sends one frame through the upload form.
+//
+// Live mode sends small frames (LIVE_WIDTH wide) to POST /api/v1/predict/, which reads them and
+// stores nothing, one request at a time, and draws the answer's boxes; a summary in words goes to a
+// polite live region about once a second, for screen readers.
 //
 // The frame goes out as a JPEG in the form's own file field, by a normal form submission, so the
 // server treats it exactly as an uploaded photo (with source=webcam) and answers with the same
 // result page, or the same error messages.
 
 const JPEG_QUALITY = 0.92;
+const LIVE_WIDTH = 320;
+const LIVE_JPEG_QUALITY = 0.8;
+const SUMMARY_MILLISECONDS = 1000;
 
 // What the person can do about each reason getUserMedia gives for not starting the camera.
 const REASONS = {
@@ -34,6 +42,15 @@ const form = page.querySelector("[data-webcam-form]");
 const imageInput = form.querySelector("input[type=file]");
 const captureButton = form.querySelector("[data-webcam-capture]");
 const alternative = page.querySelector("[data-webcam-alternative]");
+const boxes = page.querySelector("[data-webcam-boxes]");
+const liveToggle = page.querySelector("[data-webcam-live-toggle]");
+const liveSummary = page.querySelector("[data-webcam-live-summary]");
+const csrfToken = form.querySelector("input[name=csrfmiddlewaretoken]").value;
+const PREDICT_URL = "/api/v1/predict/";
+
+let live = false;
+let reading = false; // a readLive loop is running
+let lastSummaryAt = 0;
 
 function showProblem(reason) {
   stage.hidden = true;
@@ -84,7 +101,102 @@ async function startCamera() {
   status.textContent = "The camera is on. Take a photo when you are ready.";
   captureButton.disabled = false;
   page.dataset.webcamState = "live";
+  liveToggle.disabled = false;
+  setLive(true);
 }
+
+function setLive(on) {
+  live = on;
+  liveToggle.setAttribute("aria-pressed", String(on));
+  liveToggle.textContent = on ? "Pause live reading" : "Resume live reading";
+  page.dataset.webcamLive = on ? "on" : "paused";
+  if (on) readLive();
+  else boxes.replaceChildren();
+}
+
+function smallFrame() {
+  const canvas = document.createElement("canvas");
+  canvas.width = LIVE_WIDTH;
+  canvas.height = Math.round((preview.videoHeight * LIVE_WIDTH) / preview.videoWidth);
+  canvas.getContext("2d").drawImage(preview, 0, 0, canvas.width, canvas.height);
+  return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", LIVE_JPEG_QUALITY));
+}
+
+// Boxes come in the small frame's pixels; the preview shows the frame scaled to fit (object-fit:
+// contain) and mirrored, so each box is scaled, offset and flipped the same way.
+function drawBoxes(prediction) {
+  const shown = Math.min(preview.clientWidth / prediction.width, preview.clientHeight / prediction.height);
+  const left = (preview.clientWidth - prediction.width * shown) / 2;
+  const top = (preview.clientHeight - prediction.height * shown) / 2;
+  boxes.replaceChildren(
+    ...prediction.faces.map((face) => {
+      const [x, y, width, height] = face.box;
+      const box = document.createElement("div");
+      box.className = "webcam-box";
+      box.style.left = `${preview.clientWidth - left - (x + width) * shown}px`;
+      box.style.top = `${top + y * shown}px`;
+      box.style.width = `${width * shown}px`;
+      box.style.height = `${height * shown}px`;
+      const tag = document.createElement("span");
+      tag.textContent = `${face.number} · ${face.predicted_label} ${Math.round(face.confidence * 100)}%`;
+      box.append(tag);
+      return box;
+    }),
+  );
+}
+
+function summarise(prediction) {
+  if (performance.now() - lastSummaryAt < SUMMARY_MILLISECONDS) return;
+  lastSummaryAt = performance.now();
+  const faces = prediction.faces;
+  liveSummary.textContent = faces.length
+    ? `${faces.length} face${faces.length > 1 ? "s" : ""}: ` +
+      faces.map((face) => `${face.number} ${face.predicted_label} ${Math.round(face.confidence * 100)}%`).join(", ")
+    : "No face in view.";
+}
+
+// One request in flight at most: the next frame goes when the last answer is drawn.
+async function readLive() {
+  if (reading) return;
+  reading = true;
+  try {
+    await readFrames();
+  } finally {
+    reading = false;
+  }
+}
+
+async function readFrames() {
+  while (live && page.dataset.webcamState === "live" && !document.hidden) {
+    const frame = await smallFrame();
+    const body = new FormData();
+    body.append("image", frame, "frame.jpg");
+    let prediction;
+    try {
+      const response = await fetch(PREDICT_URL, {
+        method: "POST",
+        body,
+        credentials: "same-origin",
+        headers: { "X-CSRFToken": csrfToken, Accept: "application/json" },
+      });
+      if (!response.ok) throw new Error(`the server answered ${response.status}`);
+      prediction = await response.json();
+    } catch (error) {
+      liveSummary.textContent = `Live reading stopped: ${error.message}.`;
+      setLive(false);
+      return;
+    }
+    if (!live) return;
+    drawBoxes(prediction);
+    summarise(prediction);
+    page.dataset.webcamUpdates = String(Number(page.dataset.webcamUpdates || 0) + 1);
+  }
+}
+
+liveToggle.addEventListener("click", () => setLive(!live));
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden && live) readLive();
+});
 
 function frameAsJpeg() {
   const canvas = document.createElement("canvas");
@@ -117,6 +229,7 @@ form.addEventListener("submit", async (event) => {
   const files = new DataTransfer();
   files.items.add(new File([blob], "webcam.jpg", { type: "image/jpeg" }));
   imageInput.files = files.files;
+  setLive(false);
   preview.pause();
   stopCamera();
   page.dataset.webcamState = "sending";

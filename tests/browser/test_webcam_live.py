@@ -1,0 +1,46 @@
+"""The webcam page's live mode in a real browser, its camera filming the astronaut."""
+
+import time
+
+import pytest
+
+from classifier.models import Capture
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the browser fixture skips, or fails in CI, saying so
+    expect = None
+
+pytestmark = pytest.mark.slow
+
+
+def updates(page) -> int:
+    return int(page.locator("[data-webcam]").get_attribute("data-webcam-updates") or 0)
+
+
+def test_live_mode_draws_the_face_over_the_preview_pauses_and_stores_nothing(open_page, user) -> None:
+    page = open_page(user=user)
+    page.goto("/webcam/")
+    expect(page.locator("[data-webcam]")).to_have_attribute("data-webcam-live", "on")
+
+    box = page.locator(".webcam-box")
+    expect(box).to_have_count(1)
+    expect(box).to_contain_text("1 · ")
+    # The box lies over the astronaut's face, which the fake camera films in the frame's middle.
+    video = page.get_by_label("Live preview from your camera").bounding_box()
+    drawn = box.bounding_box()
+    assert video["x"] < drawn["x"] < drawn["x"] + drawn["width"] < video["x"] + video["width"]
+    expect(page.locator("[data-webcam-live-summary]")).to_contain_text("1 face: 1 ")
+
+    started = updates(page)
+    time.sleep(1.0)
+    assert updates(page) > started  # it keeps reading
+
+    page.get_by_role("button", name="Pause live reading").click()
+    expect(box).to_have_count(0)
+    paused_at = updates(page)
+    time.sleep(0.5)
+    assert updates(page) <= paused_at + 1  # at most the answer already on its way
+    page.get_by_role("button", name="Resume live reading").click()
+    expect(page.locator(".webcam-box")).to_have_count(1)
+    assert not Capture.objects.exists()  # live reading stores nothing
