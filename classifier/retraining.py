@@ -269,7 +269,7 @@ def _keep(
                 state=TrainingJob.State.SUCCEEDED,
                 model_version=model_version,
                 # Each epoch's loss and validation accuracy: the job's row keeps its learning curve.
-                progress={"phase": "finished", "epochs": epochs},
+                progress={"phase": "finished", "history": epochs},
                 finished_at=timezone.now(),
             )
     except BaseException:

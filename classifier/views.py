@@ -230,7 +230,10 @@ def review_queue_undo(request: HttpRequest) -> HttpResponse:
         messages.error(request, "There is no review to undo.")
     else:
         services.face_review(face=face, reviewer=request.user, true_label=None)
-        messages.success(request, f"Your review of face {face.number} of capture {face.capture_id} was undone.")
+        messages.success(
+            request,
+            f"Your review of face {face.number} of the photo from {face.capture.created_at:%d %b %Y} was undone.",
+        )
     return redirect("classifier:review_queue")
 
 

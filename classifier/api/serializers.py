@@ -272,6 +272,7 @@ class TrainingJobSerializer(serializers.ModelSerializer):
         read_only=True,
         help_text="failed once its worker stopped",
     )
+    state_display = serializers.CharField(source="state_now_display", read_only=True, help_text="the state in words")
     error = serializers.CharField(source="error_now", read_only=True)
     progress = serializers.DictField(
         help_text="phase, and while training: epoch, epochs, step, steps, loss, validation_accuracy, seconds_left"
@@ -282,6 +283,7 @@ class TrainingJobSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "state",
+            "state_display",
             "requested_by",
             "base_version",
             "options",

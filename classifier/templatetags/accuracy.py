@@ -20,7 +20,7 @@ def percent(value: float | None, places: int = 1) -> str:
 def epoch_curve(job: TrainingJob) -> dict:
     """A finished job's learning curve (loss and validation accuracy per epoch), for its row."""
     return {
-        "curve": charts.epoch_curve(job.progress.get("epochs", [])),
+        "curve": charts.epoch_curve(job.progress.get("history", [])),
         "width": charts.CURVE_WIDTH,
         "height": charts.CURVE_HEIGHT,
     }

@@ -7,16 +7,13 @@
   if (!table) return;
   const POLL_MILLISECONDS = 2000;
   const unfinished = new Set(["queued", "running"]);
-  const stateNames = {
-    queued: "Queued", running: "Running", succeeded: "Succeeded", failed: "Failed", cancelled: "Cancelled",
-  };
 
   function rows() {
     return Array.from(table.querySelectorAll("tr[data-job-id]"));
   }
 
   function update(row, job) {
-    row.querySelector(".job-state").textContent = stateNames[job.state] || job.state;
+    row.querySelector(".job-state").textContent = job.state_display;
     row.querySelector(".job-progress").textContent = job.progress_summary;
     const bar = row.querySelector("progress");
     if (job.fraction_done === null) bar.removeAttribute("value");

@@ -76,7 +76,7 @@ def test_webcam_capture_shows_the_result_of_a_webcam_photo(open_page, user: User
     assert_one_face_with_seven_bars(page)
     capture = Capture.objects.get()
     assert (capture.owner, capture.source, capture.width, capture.height) == (user, "webcam", 640, 480)
-    expect(page.locator(".meta")).to_contain_text("Webcam on")
+    expect(page.locator("h1")).to_contain_text("Webcam, ")
 
 
 def test_denied_camera_says_so_and_offers_an_upload(open_page, user: User) -> None:

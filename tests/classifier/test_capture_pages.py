@@ -170,7 +170,7 @@ def test_the_upload_form_takes_webcam_frames_too(user_client, model_version):
     )
     assert response.status_code == 302
     assert Capture.objects.get().source == "webcam"
-    assert "Webcam on" in user_client.get(response["Location"]).content.decode()
+    assert "<h1>Webcam, " in user_client.get(response["Location"]).content.decode()
 
 
 def test_a_huge_upload_is_refused_before_it_is_read(user_client, model_version, media_dir):

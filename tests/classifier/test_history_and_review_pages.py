@@ -107,7 +107,7 @@ def test_another_users_capture_and_face_are_404_in_pages(user_client, other_user
 def test_delete_a_capture_and_its_files(user_client, user, model_version, media_dir, run_on_commit):
     capture = make_capture(user)
     delete = reverse("classifier:capture_delete", args=[capture.pk])
-    assert "Delete capture" in user_client.get(delete).content.decode()
+    assert "Delete the capture of" in user_client.get(delete).content.decode()
     with run_on_commit():
         response = user_client.post(delete)
     assert response.status_code == 302 and response["Location"] == HISTORY
@@ -158,3 +158,16 @@ def test_admin_delete_removes_files(staff_user, user, model_version, client, med
         )
     assert response.status_code == 302
     assert nothing_stored(media_dir)
+
+
+def test_pages_name_a_capture_by_its_time_not_the_site_wide_id(user_client, user, other_user, model_version):
+    for _ in range(3):
+        make_capture(other_user)  # site-wide ids 1-3 are someone else's
+    capture = make_capture(user)
+
+    listing = user_client.get(reverse("classifier:capture_list")).content.decode()
+    detail = user_client.get(reverse("classifier:capture_detail", args=[capture.pk])).content.decode()
+
+    for page in (listing, detail):
+        assert f"Capture {capture.pk}" not in page
+        assert f"Upload, {capture.created_at:%-d %b %Y}" in page

@@ -137,7 +137,7 @@ def test_a_job_runs_in_the_worker_and_its_better_candidate_goes_live(tiny_active
     assert candidate.training["reference_data"] is None and candidate.training["reference_images"] == 0
     assert job.progress["phase"] == "finished" and job.started_at <= job.finished_at
     # Its learning curve stays on its row: each epoch's loss and validation accuracy.
-    assert [epoch["epoch"] for epoch in job.progress["epochs"]] == list(range(1, 11))
+    assert [epoch["epoch"] for epoch in job.progress["history"]] == list(range(1, 11))
     staff = Client()
     staff.force_login(staff_user)
     page = staff.get("/staff/training/").content.decode()

@@ -109,7 +109,12 @@ def test_the_api_requests_lists_and_cancels_jobs(tiny_active, staff_api, staff_u
     response = staff_api.post("/api/v1/training-jobs/", {"use_reference_data": False}, format="json")
     assert response.status_code == 201
     job = response.json()
-    assert job["state"] == "queued" and job["base_version"] == "tiny-1" and job["requested_by"] == "admin"
+    assert (
+        job["state"] == "queued"
+        and job["state_display"] == "Queued"
+        and job["base_version"] == "tiny-1"
+        and job["requested_by"] == "admin"
+    )
     assert job["progress_summary"] == "waiting for the worker" and job["fraction_done"] is None
 
     second = staff_api.post("/api/v1/training-jobs/", {}, format="json")
