@@ -77,12 +77,24 @@ def _records(faces: Iterable[Face]) -> Iterator[dict]:
         yield face_record(face)
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _spreadsheet_safe(record: dict) -> dict:
+    """The record with text that a spreadsheet would take for a formula quoted by a leading apostrophe."""
+    return {
+        key: f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+        for key, value in record.items()
+    }
+
+
 def csv_chunks(faces: Iterable[Face]) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=FIELDS)
     writer.writeheader()
     for count, record in enumerate(_records(faces), start=1):
-        writer.writerow(record)
+        writer.writerow(_spreadsheet_safe(record))
         if count % CHUNK == 0:
             yield buffer.getvalue().encode()
             buffer.seek(0)
@@ -91,11 +103,15 @@ def csv_chunks(faces: Iterable[Face]) -> Iterator[bytes]:
 
 
 def json_chunks(faces: Iterable[Face]) -> Iterator[bytes]:
-    """A JSON array of the records, written one record at a time."""
-    yield b"["
+    """A JSON array of the records, CHUNK records at a time."""
+    parts = [b"["]
     for count, record in enumerate(_records(faces)):
-        yield (b"," if count else b"") + b"\n" + json.dumps(record).encode()
-    yield b"\n]\n"
+        parts.append((b"," if count else b"") + b"\n" + json.dumps(record).encode())
+        if len(parts) >= CHUNK:
+            yield b"".join(parts)
+            parts = []
+    parts.append(b"\n]\n")
+    yield b"".join(parts)
 
 
 class _Chunks(io.RawIOBase):
@@ -129,7 +145,7 @@ def crops_zip_chunks(faces: Iterable[Face]) -> Iterator[bytes]:
                 continue
             try:
                 crop = face_crop(face)
-            except OSError:  # stored before crops were kept, and its image file is gone
+            except Exception:  # noqa: BLE001 (no crop, and its image gone or unreadable): named, not fatal
                 missing.append(face.pk)
                 continue
             png = io.BytesIO()
@@ -138,6 +154,6 @@ def crops_zip_chunks(faces: Iterable[Face]) -> Iterator[bytes]:
             yield stream.take()
         if missing:
             # Said in the archive itself: it is streamed, so nothing can be said once it has started.
-            note = "These reviewed faces have no crop and no image to cut one from:\n"
+            note = "These reviewed faces have no crop, and no readable image to cut one from:\n"
             archive.writestr("MISSING.txt", note + "".join(f"face {pk}\n" for pk in missing))
     yield stream.take()

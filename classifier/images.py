@@ -8,6 +8,7 @@ import math
 import warnings
 from typing import IO
 
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ml.images import to_eight_bit
@@ -39,6 +40,13 @@ class ImageRefused(Exception):
         super().__init__(message)
         self.message = message
         self.too_large = too_large
+
+
+def refuse_a_declared_oversized_upload(content_length: str | None, *, max_bytes: int) -> None:
+    """Refuse (ImageRefused, too large) a request whose Content-Length announces an upload over the limit,
+    before its body is read, so a huge upload is not first spooled to disk. Every upload door calls it."""
+    if declared_body_too_large(content_length, max_bytes=max_bytes):
+        raise ImageRefused(f"The upload is over the limit of {max_bytes // 2**20} MB.", too_large=True)
 
 
 def declared_body_too_large(content_length: str | None, *, max_bytes: int) -> bool:
@@ -131,3 +139,8 @@ def face_picture(image: Image.Image, box: tuple[int, int, int, int], *, side: in
     if picture.width > side:
         picture = picture.resize((side, side), Image.Resampling.LANCZOS)
     return picture
+
+
+def enlarged_crop(crop: np.ndarray, *, side: int = FACE_PICTURE_SIDE) -> Image.Image:
+    """The model's grey crop, enlarged for a person to judge; it holds nothing of the photo beyond the face."""
+    return Image.fromarray(crop).resize((side, side), Image.Resampling.BICUBIC)

@@ -250,6 +250,18 @@ def _keep(
                 raise JobAbandoned(f"training job {job.pk} is no longer running")
             if row.cancel_requested:
                 raise JobCancelled(f"training job {job.pk} was cancelled")
+            compared_with = metadata["metrics"]["held_out"]["active_version"]
+            active_now = selectors.active_model_version()
+            activate = metadata["promoted"]
+            if activate and (active_now is None or active_now.version != compared_with):
+                # Staff activated another version while this one was being evaluated: it passed the gate
+                # against another version, so it stays a candidate instead of replacing this one.
+                activate = False
+                metadata["decision"] = (
+                    f"Not activated: {active_now} became the active version while this one was compared with "
+                    f"{compared_with}. {metadata['decision']}"
+                )
+                write_metadata(folder, metadata)
             os.replace(folder, final_folder)  # the version appears whole, with its evaluation, or not at all
             moved = True
             model_version = ModelVersion.objects.create(
@@ -261,7 +273,7 @@ def _keep(
                 training=metadata["training"],
                 decision=metadata["decision"],
             )
-            if metadata["promoted"]:
+            if activate:
                 services.model_version_activate(
                     model_version=model_version, reason=ModelActivation.Reason.PROMOTION, training_job=job
                 )

@@ -21,9 +21,14 @@ def captures_visible_to(user: User) -> QuerySet[Capture]:
     return Capture.objects.filter(owner=user)
 
 
+def sees_every_capture(user: User) -> bool:
+    """Staff who may view captures in the admin: they see every user's photos, there and in site exports."""
+    return user.is_authenticated and user.is_staff and user.has_perm("classifier.view_capture")
+
+
 def captures_with_images_visible_to(user: User) -> QuerySet[Capture]:
-    """Whose images this user may load: their own, and everyone's for staff who may view captures in the admin."""
-    if user.is_authenticated and user.is_staff and user.has_perm("classifier.view_capture"):
+    """Whose images this user may load: their own, and everyone's for staff who see every capture."""
+    if sees_every_capture(user):
         return Capture.objects.all()
     return captures_visible_to(user)
 
@@ -50,8 +55,9 @@ def faces_reviewable_by(user: User) -> QuerySet[Face]:
 
 
 def faces_for_export(*, user: User, site_wide: bool = False) -> QuerySet[Face]:
-    """The user's faces (everyone's, for staff asking for the site), in capture order, with what an export shows."""
-    faces = Face.objects.all() if site_wide and user.is_staff else faces_visible_to(user)
+    """The user's faces (everyone's, for staff who see every capture and ask for the site), in capture order,
+    with what an export shows."""
+    faces = Face.objects.all() if site_wide and sees_every_capture(user) else faces_visible_to(user)
     return faces.select_related("capture__owner", "model_version", "reviewed_by").order_by("capture_id", "number", "id")
 
 

@@ -177,6 +177,25 @@ def face_review(*, face: Face, reviewer: User, true_label: Expression | str | No
     return face
 
 
+def face_review_from_queue(*, face: Face, reviewer: User, true_label: Expression | str) -> Face | None:
+    """Review a face offered by the review queue, unless someone reviewed it since it was offered (several
+    reviewers see the same least-confident faces): then nothing changes and None comes back."""
+    with transaction.atomic():
+        unreviewed = Face.objects.select_for_update().filter(pk=face.pk, reviewed_at__isnull=True).first()
+        if unreviewed is None:
+            return None
+        return face_review(face=unreviewed, reviewer=reviewer, true_label=true_label)
+
+
+def face_review_undo(*, face_id: int, reviewer: User, reviewed_at: datetime) -> bool:
+    """Withdraw this reviewer's review made at `reviewed_at`, unless it has been changed since (by anyone)."""
+    return bool(
+        Face.objects.filter(pk=face_id, reviewed_by=reviewer, reviewed_at=reviewed_at).update(
+            true_label=None, is_correct=None, reviewed_by=None, reviewed_at=None
+        )
+    )
+
+
 def active_predictor() -> "tuple[ModelVersion, Predictor]":
     """The active model version and its loaded Predictor.
 
@@ -287,8 +306,13 @@ def model_versions_register(*, model_dir: Path | None = None) -> list[ModelVersi
 
 
 def _newest_successor(active: ModelVersion, registered: list[ModelVersion]) -> ModelVersion | None:
-    """Of the versions just registered, the newest made from the active one and not rejected."""
-    children = [version for version in registered if version.parent_id == active.pk and version.state == "candidate"]
+    """Of the versions just registered, the newest shipped one made from the active one. A retrained version
+    is left out: its job puts it live itself, and one found here lost its job (a worker killed mid-way)."""
+    children = [
+        version
+        for version in registered
+        if version.parent_id == active.pk and version.state == "candidate" and "training_job" not in version.training
+    ]
     return max(children, key=lambda version: version.created_at, default=None)
 
 

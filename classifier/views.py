@@ -1,6 +1,6 @@
 """Pages: translate HTTP to services and selectors and back; no logic of their own."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -22,8 +22,9 @@ from rest_framework.request import Request
 
 from classifier import charts, exports, inference, selectors, services
 from classifier.forms import CaptureFilterForm, CaptureForm, QueueReviewForm, ReviewForm
-from classifier.images import declared_body_too_large, encode_jpeg, face_picture
+from classifier.images import encode_jpeg, enlarged_crop, face_picture, refuse_a_declared_oversized_upload
 from classifier.models import Capture
+from classifier.training_data import face_crop
 from ml.labels import EXPRESSIONS
 
 CAPTURES_PER_PAGE = 20
@@ -44,11 +45,14 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def capture_new(request: HttpRequest) -> HttpResponse:
-    limit = settings.EMOTIONSITE_MAX_UPLOAD_BYTES
-    if request.method == "POST" and declared_body_too_large(request.META.get("CONTENT_LENGTH"), max_bytes=limit):
-        # Refused before the body is read, so a huge upload is not first spooled to disk.
-        refusal = f"The upload is over the limit of {limit // 2**20} MB."
-        return render(request, "classifier/capture_new.html", {"form": CaptureForm(), "refusal": refusal}, status=413)
+    if request.method == "POST":
+        try:
+            refuse_a_declared_oversized_upload(
+                request.META.get("CONTENT_LENGTH"), max_bytes=settings.EMOTIONSITE_MAX_UPLOAD_BYTES
+            )
+        except services.ImageRefused as refusal:
+            context = {"form": CaptureForm(), "refusal": refusal.message}
+            return render(request, "classifier/capture_new.html", context, status=413)
     form = CaptureForm(request.POST, request.FILES) if request.method == "POST" else CaptureForm()
     status = 200
     if request.method == "POST" and form.is_valid():
@@ -150,9 +154,11 @@ def capture_image(request: Request, capture_id: int, kind: str) -> FileResponse:
 @api_view(["GET"])
 @schema(None)
 def face_image(request: Request, face_id: int) -> HttpResponse:
-    """The face cut from its photo, to whoever may review it (its owner, reviewers) and to staff who see photos."""
+    """A face, to whoever may review it and to staff who see photos: its owner gets it cut from the photo
+    with a margin; anyone else gets only the crop the model saw, enlarged, never the photo around it."""
+    user = request.user
     face = (
-        (selectors.faces_reviewable_by(request.user) | selectors.faces_with_images_visible_to(request.user))
+        (selectors.faces_reviewable_by(user) | selectors.faces_with_images_visible_to(user))
         .select_related("capture")
         .filter(pk=face_id)
         .first()
@@ -160,10 +166,13 @@ def face_image(request: Request, face_id: int) -> HttpResponse:
     if face is None:
         raise Http404("No such face.")
     try:
-        with default_storage.open(face.capture.image.name, "rb") as file:
-            picture = face_picture(Image.open(file), face.box)
-    except FileNotFoundError:
-        raise Http404("The image file is missing.") from None
+        if face.capture.owner_id == user.pk:
+            with default_storage.open(face.capture.image.name, "rb") as file:
+                picture = face_picture(Image.open(file), face.box)
+        else:
+            picture = enlarged_crop(face_crop(face))
+    except OSError:  # the image file is missing or cannot be read
+        raise Http404("The image file is missing or damaged.") from None
     response = HttpResponse(encode_jpeg(picture), content_type="image/jpeg")
     response["Cache-Control"] = "private, max-age=3600"
     return response
@@ -174,11 +183,10 @@ def face_image(request: Request, face_id: int) -> HttpResponse:
 def review_queue(request: HttpRequest) -> HttpResponse:
     """One unreviewed face at a time, least confident first; keys 1-7, Enter, U and S (static/js/review.js)."""
     skipped = request.session.get(SKIPPED_FACES, [])
-    queue = selectors.review_queue(user=request.user)
-    face = queue.exclude(pk__in=skipped).first()
+    face = selectors.review_queue(user=request.user, skipped=skipped).first()
     if face is None and skipped:  # every face left was skipped: start the round again
         request.session[SKIPPED_FACES] = skipped = []
-        face = queue.first()
+        face = selectors.review_queue(user=request.user).first()
     top_three = []
     if face is not None:
         ranked = sorted(EXPRESSIONS, key=lambda label: face.probabilities.get(label, 0.0), reverse=True)
@@ -190,7 +198,7 @@ def review_queue(request: HttpRequest) -> HttpResponse:
             "face": face,
             "top_three": top_three,
             "labels": list(enumerate(EXPRESSIONS, start=1)),
-            "remaining": queue.count(),
+            "remaining": selectors.review_queue(user=request.user).count(),
             "skipped": len(skipped),
             "can_undo": request.session.get(LAST_REVIEW) is not None,
         },
@@ -206,10 +214,13 @@ def review_queue_review(request: HttpRequest, face_id: int) -> HttpResponse:
         messages.error(request, "Pick one of the seven expressions, or say the prediction is right.")
         return redirect("classifier:review_queue")
     label = form.cleaned_data["true_label"]
-    services.face_review(
+    reviewed = services.face_review_from_queue(
         face=face, reviewer=request.user, true_label=face.predicted_label if label == form.RIGHT else label
     )
-    request.session[LAST_REVIEW] = face.pk
+    if reviewed is None:
+        messages.info(request, "Someone reviewed that face a moment ago; here is the next one.")
+    else:
+        request.session[LAST_REVIEW] = [reviewed.pk, reviewed.reviewed_at.isoformat()]
     return redirect("classifier:review_queue")
 
 
@@ -224,16 +235,15 @@ def review_queue_skip(request: HttpRequest, face_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def review_queue_undo(request: HttpRequest) -> HttpResponse:
-    """Withdraw the last review made in the queue, which brings its face back to the front."""
-    face = selectors.faces_reviewable_by(request.user).filter(pk=request.session.pop(LAST_REVIEW, None)).first()
-    if face is None:
-        messages.error(request, "There is no review to undo.")
+    """Withdraw the last review made in the queue, which brings its face back to the front; not if it has
+    been changed since."""
+    face_id, reviewed_at = request.session.pop(LAST_REVIEW, (None, None))
+    if face_id is None or not services.face_review_undo(
+        face_id=face_id, reviewer=request.user, reviewed_at=datetime.fromisoformat(reviewed_at)
+    ):
+        messages.error(request, "There is no review of yours to undo.")
     else:
-        services.face_review(face=face, reviewer=request.user, true_label=None)
-        messages.success(
-            request,
-            f"Your review of face {face.number} of the photo from {face.capture.created_at:%d %b %Y} was undone.",
-        )
+        messages.success(request, "Your last review was undone.")
     return redirect("classifier:review_queue")
 
 
@@ -250,8 +260,8 @@ def export(request: Request, kind: str) -> StreamingHttpResponse:
     """The user's captures, faces, predictions and reviews (CSV or JSON), or their reviewed crops (ZIP),
     streamed; `?scope=site` gives staff the whole site's. A DRF view, so an API token works as a session does."""
     site_wide = request.GET.get("scope") == "site"
-    if site_wide and not request.user.is_staff:
-        raise PermissionDenied("Only staff export the whole site's faces.")
+    if site_wide and not selectors.sees_every_capture(request.user):
+        raise PermissionDenied("Only staff who may view every capture export the whole site's faces.")
     faces = selectors.faces_for_export(user=request.user, site_wide=site_wide)
     if kind == "crops":
         faces = faces.filter(reviewed_at__isnull=False)

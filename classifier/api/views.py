@@ -12,7 +12,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from classifier import selectors, services
-from classifier.api.errors import PayloadTooLarge
 from classifier.api.serializers import (
     AccuracyQuerySerializer,
     AccuracySerializer,
@@ -28,7 +27,7 @@ from classifier.api.serializers import (
     TrainingJobCreateSerializer,
     TrainingJobSerializer,
 )
-from classifier.images import declared_body_too_large
+from classifier.images import refuse_a_declared_oversized_upload
 
 
 @extend_schema_view(
@@ -61,9 +60,9 @@ class CaptureViewSet(
         return selectors.capture_list(user=self.request.user, **filters.validated_data)
 
     def create(self, request: Request, *args, **kwargs) -> Response:
-        limit = settings.EMOTIONSITE_MAX_UPLOAD_BYTES
-        if declared_body_too_large(request.META.get("CONTENT_LENGTH"), max_bytes=limit):
-            raise PayloadTooLarge(f"The upload is over the limit of {limit // 2**20} MB.")
+        refuse_a_declared_oversized_upload(
+            request.META.get("CONTENT_LENGTH"), max_bytes=settings.EMOTIONSITE_MAX_UPLOAD_BYTES
+        )
         upload = CaptureCreateSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
         capture = services.capture_create(owner=request.user, **upload.validated_data)
@@ -92,9 +91,9 @@ class PredictView(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        limit = settings.EMOTIONSITE_MAX_UPLOAD_BYTES
-        if declared_body_too_large(request.META.get("CONTENT_LENGTH"), max_bytes=limit):
-            raise PayloadTooLarge(f"The upload is over the limit of {limit // 2**20} MB.")
+        refuse_a_declared_oversized_upload(
+            request.META.get("CONTENT_LENGTH"), max_bytes=settings.EMOTIONSITE_MAX_UPLOAD_BYTES
+        )
         upload = ImageUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
         return Response(PredictionSerializer.of(services.image_predict(image=upload.validated_data["image"])))

@@ -93,3 +93,19 @@ def test_a_reviewed_face_with_no_crop_and_no_image_is_named_not_lost(user, model
 
     assert f"face {faces[0].pk}" in archive.read("MISSING.txt").decode()
     assert len([name for name in archive.namelist() if name.endswith(".png")]) == 1
+
+
+def test_staff_who_may_not_view_captures_cannot_export_the_site(user, model_version, django_user_model):
+    reviewed_group(user)
+    clerk = django_user_model.objects.create_user("clerk", password="unused password 3", is_staff=True)
+
+    assert client_of(clerk).get("/captures/export.json?scope=site").status_code == 403
+
+
+def test_a_username_a_spreadsheet_would_run_is_quoted_in_the_csv(model_version, django_user_model):
+    sneaky = django_user_model.objects.create_user("+cmd", password="unused password 4")  # a valid username
+    reviewed_group(sneaky)
+
+    rows = list(csv.DictReader(io.StringIO(content(client_of(sneaky).get("/captures/export.csv")).decode())))
+
+    assert rows[0]["owner"] == "'+cmd" and rows[0]["reviewed_by"] == "'+cmd"

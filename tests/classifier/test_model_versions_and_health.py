@@ -253,3 +253,16 @@ def test_healthz_reports_a_broken_active_version_without_switching(client, user_
     # The next prediction records the problem and falls back, as before.
     assert user_client.post("/", {"image": upload("me.jpg", face_photo_bytes())}).status_code == 302
     assert ModelVersion.objects.get(state="active").version == "tiny-1"
+
+
+def test_a_retrained_folder_whose_job_died_is_not_put_live_on_registering(db, two_versions_dir):
+    shutil.move(two_versions_dir / "tiny-2", two_versions_dir.parent / "tiny-2")
+    register()  # tiny-1 active
+    # A worker killed between moving its version into place and writing the row leaves this behind.
+    shutil.move(two_versions_dir.parent / "tiny-2", two_versions_dir / "tiny-2")
+    metadata = json.loads((two_versions_dir / "tiny-2" / "model.json").read_text())
+    metadata |= {"promoted": True, "training": {"training_job": 7}}
+    (two_versions_dir / "tiny-2" / "model.json").write_text(json.dumps(metadata))
+
+    assert "Active model version: tiny-1" in register()
+    assert ModelVersion.objects.get(version="tiny-2").state == "candidate"

@@ -351,3 +351,28 @@ def test_a_failure_while_keeping_the_version_removes_its_folder(tiny_active, sta
     job.refresh_from_db()
     assert job.state == "failed" and job.error == "database is locked"
     only_the_base_version_is_left(settings, tiny_active)
+
+
+@pytest.mark.slow
+def test_a_candidate_is_not_activated_over_a_version_it_was_not_compared_with(
+    tiny_active, staff_user, settings, monkeypatch
+):
+    reviewed_faces(staff_user, 140, label_shift=1)
+    settings.EMOTIONSITE_RETRAIN = LEARNS_THE_SHIFT
+    other = ModelVersion.objects.create(version="tiny-other", path="tiny-1", state="candidate")
+    job = services.retrain_request(requested_by=staff_user)
+    real_decide = retraining._decide
+
+    def staff_activate_another_meanwhile(*args, **kwargs):
+        decided = real_decide(*args, **kwargs)
+        services.model_version_activate(model_version=other, activated_by=staff_user)
+        return decided
+
+    monkeypatch.setattr(retraining, "_decide", staff_activate_another_meanwhile)
+    retraining.training_job_run(job.pk)
+
+    job.refresh_from_db()
+    assert job.state == TrainingJob.State.SUCCEEDED
+    assert selectors.active_model_version() == other  # what staff chose stays
+    assert job.model_version.state == ModelVersion.State.CANDIDATE
+    assert job.model_version.decision.startswith("Not activated: tiny-other became the active version")

@@ -2,6 +2,7 @@
 
 import io
 
+import numpy as np
 import pytest
 from django.contrib.auth.models import Group
 from django.test import Client
@@ -10,7 +11,7 @@ from PIL import Image
 from rest_framework.test import APIClient
 
 from classifier.models import Face
-from tests.classifier.corpus import encode, group_photo, make_capture
+from tests.classifier.corpus import encode, group_photo, make_capture, tight_crop_bytes
 
 
 @pytest.fixture
@@ -85,7 +86,7 @@ def test_right_a_label_skip_and_undo_walk_the_queue(user, model_version):
     client.post("/review/undo/")  # the last review, of the second face, is withdrawn: it is first again
     assert Face.objects.get(pk=faces[1].pk).reviewed_at is None
     assert shown_face(client) == faces[1].pk
-    assert "There is no review to undo." in client.post("/review/undo/", follow=True).content.decode()
+    assert "There is no review of yours to undo." in client.post("/review/undo/", follow=True).content.decode()
 
 
 def test_a_bad_label_is_a_message_and_changes_nothing(user, model_version):
@@ -149,3 +150,37 @@ def test_sign_up_says_exactly_who_can_see_a_photo(client):
     page = client.get(reverse("sign_up")).content.decode()
 
     assert "staff see every photo in the admin" in page and "reviewers group see the faces" in page
+
+
+def test_a_reviewer_sees_only_the_crop_of_a_face_never_the_photo_around_it(user, reviewer, model_version):
+    capture = make_capture(user, tight_crop_bytes(), name="crop.png")  # classified whole: its box is the image
+    face = capture.faces.get()
+
+    picture = Image.open(io.BytesIO(client_of(reviewer).get(f"/faces/{face.pk}/image.jpg").content))
+
+    expected = Image.fromarray(np.frombuffer(bytes(face.crop), np.uint8).reshape(48, 48)).resize((320, 320))
+    assert picture.mode == "L" and picture.size == (320, 320)
+    assert np.abs(np.asarray(picture, dtype=int) - np.asarray(expected, dtype=int)).mean() < 3
+
+
+def test_two_reviewers_on_one_face_the_second_changes_nothing(user, reviewer, django_user_model, model_version):
+    [face, *_] = faces_of(user)
+    second = django_user_model.objects.create_user("lise", password="unused password 2")
+    second.groups.add(Group.objects.get(name="reviewers"))
+
+    client_of(reviewer).post(f"/review/{face.pk}/", {"true_label": "fear"})
+    response = client_of(second).post(f"/review/{face.pk}/", {"true_label": "sad"}, follow=True)
+
+    assert "Someone reviewed that face a moment ago" in response.content.decode()
+    assert (Face.objects.get(pk=face.pk).true_label, Face.objects.get(pk=face.pk).reviewed_by) == ("fear", reviewer)
+
+
+def test_undo_leaves_a_review_changed_since_by_someone_else(user, reviewer, model_version):
+    [face, *_] = faces_of(user)
+    client = client_of(reviewer)
+    client.post(f"/review/{face.pk}/", {"true_label": "fear"})
+    client_of(user).post(f"/faces/{face.pk}/review/", {"true_label": "sad"})  # the owner corrects it
+
+    client.post("/review/undo/")
+
+    assert Face.objects.get(pk=face.pk).true_label == "sad"
