@@ -30,25 +30,18 @@ sys.path.insert(0, str(ROOT))
 from shared import scratch_site  # noqa: E402  (this folder is on sys.path when run as a script)
 
 import ml  # noqa: E402, F401  (first: ml.runtime sets the OpenMP and MKL environment Paddle reads at import)
+from ml.data import TAIWANESE_CODES, TAIWANESE_NAME  # noqa: E402
 
 REVIEWED_PERFORMERS = 20
 SPLIT_SEED = 0
-# The set's file names: PPTVeNN.jpg, performer PP, expression letter e.
-EXPRESSION_LETTERS = {
-    "a": "neutral",
-    "b": "happy",
-    "c": "sad",
-    "d": "angry",
-    "e": "disgust",
-    "f": "fear",
-    "g": "surprise",
-}
 
 
 def photos_by_performer(folder: Path) -> dict[str, list[tuple[Path, str]]]:
     performers: dict[str, list[tuple[Path, str]]] = {}
     for path in sorted((folder / "faces_256x256").glob("*.jpg")):
-        performers.setdefault(path.name[:2], []).append((path, EXPRESSION_LETTERS[path.name[4]]))
+        match = TAIWANESE_NAME.match(path.name)
+        if match:  # PPTVeNN.jpg: performer PP, expression letter e
+            performers.setdefault(path.name[:2], []).append((path, TAIWANESE_CODES[match["code"].lower()]))
     return performers
 
 

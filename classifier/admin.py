@@ -137,7 +137,7 @@ class FaceAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False  # a review is its owner's verdict
+        return False  # a review is its reviewer's verdict, given on the site, not edited here
 
     @admin.display(description="Model input")
     def crop_image(self, face: Face) -> str:

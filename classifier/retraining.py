@@ -6,8 +6,9 @@ the job's base version on the reviewed faces (`classifier.training_data`) with `
 folder of EMOTIONSITE_MODEL_DIR (a name starting with "." is never registered), exports the best epoch
 there, and evaluates the candidate and the active version on the same held-out reviewed faces, and on
 FER2013 PublicTest when reference data is configured. Only then does the folder move to its final
-name, immutable, and get its row: active when it is not worse than the active version by more than
-the margin, rejected otherwise, with the numbers either way. A worker killed on the way leaves only
+name, immutable, and get its row: active when the gate (`ml.promotion`) passes it (ahead on the
+held-out reviews and, at 95% confidence, not worse than the active version by more than the margins),
+rejected otherwise, with the numbers either way. A worker killed on the way leaves only
 the hidden folder, which `services.training_jobs_fail_stale` removes when it marks the job failed.
 
 Paddle is imported inside the worker's functions only: the web processes that request jobs never need it.

@@ -35,7 +35,9 @@ def calibrate_model(model_dir: str | Path, data_spec: str, out_dir: str | Path, 
         for name in FILES:
             if name != METADATA_FILE:
                 shutil.copyfile(model_dir / name, staging / name)
-        metadata = parent | {
+        # The parent's net and how it was trained; not what was measured or decided of the parent itself.
+        inherited = {key: value for key, value in parent.items() if key not in ("metrics", "decision", "promoted")}
+        metadata = inherited | {
             "version": version,
             "parent": parent["version"],
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -78,7 +78,8 @@ def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray, temperature:
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The temperature that minimises the negative log-likelihood of `labels` (one dimension, convex in practice)."""
+    """The temperature that minimises the negative log-likelihood of `labels` (convex in 1/temperature, so the
+    one-dimensional search finds it; one at the edge of TEMPERATURE_RANGE would mean the logits are useless)."""
     if len(labels) == 0:
         raise ValueError("no predictions to fit a temperature on")
     low, high = (math.log(value) for value in TEMPERATURE_RANGE)
@@ -126,7 +127,7 @@ def draw_reliability_diagram(probabilities: np.ndarray, labels: np.ndarray, titl
         x0, y0 = at(confidence_bin.low, confidence_bin.accuracy)
         x1, _ = at(confidence_bin.high, 0)
         draw.rectangle((x0 + 1, y0, x1 - 1, bottom), fill=(66, 133, 204))
-        # The gap to the bin's own confidence, shaded.
+        # The gap to the bin's own confidence, outlined in red.
         _, yc = at(0, confidence_bin.confidence)
         draw.rectangle((x0 + 1, min(y0, yc), x1 - 1, max(y0, yc)), outline=(200, 60, 60))
         share = confidence_bin.count / total

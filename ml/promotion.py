@@ -9,8 +9,9 @@ its coverage with few faces, where the normal approximation does not.
 
 The gate is a non-inferiority test: the candidate passes a comparison when the interval's lower
 end lies above -margin, i.e. it is not worse than the active version by more than the margin,
-at 95% confidence. On the faces the job was made for (held-out reviews) it must also be ahead:
-a tie never replaces the active version.
+at 95% confidence (the lower end of a two-sided 95% interval: a one-sided test at 2.5%). On the
+faces the job was made for (held-out reviews) it must also be ahead, on the point estimate: a tie
+never replaces the active version.
 """
 
 import math
@@ -120,8 +121,14 @@ def judge(comparison: PairedComparison, *, margin: float, must_be_ahead: bool, w
             f"{figures}: too few faces to tell, since it may be worse by more than the margin of "
             f"{margin * 100:.1f} points",
         )
-    if must_be_ahead and comparison.difference <= 0:
-        return Verdict(False, f"{figures}: not worse, but not ahead either, and a tie keeps the active version")
+    if must_be_ahead and comparison.difference == 0:
+        return Verdict(False, f"{figures}: a tie, and a tie keeps the active version")
+    if must_be_ahead and comparison.difference < 0:
+        return Verdict(
+            False,
+            f"{figures}: behind by {-comparison.difference * 100:.1f} points, within the margin; "
+            "only a candidate that is ahead replaces the active version",
+        )
     return Verdict(True, f"{figures}: not worse by more than {margin * 100:.1f} points at 95% confidence")
 
 
