@@ -26,11 +26,20 @@ def test_live_mode_draws_the_face_over_the_preview_pauses_and_stores_nothing(ope
     box = page.locator(".webcam-box")
     expect(box).to_have_count(1)
     expect(box).to_contain_text("1 · ")
-    # The box lies over the astronaut's face, which the fake camera films in the frame's middle.
-    video = page.get_by_label("Live preview from your camera").bounding_box()
-    drawn = box.bounding_box()
-    assert video["x"] < drawn["x"] < drawn["x"] + drawn["width"] < video["x"] + video["width"]
-    expect(page.locator("[data-webcam-live-summary]")).to_contain_text("1 face: 1 ")
+    # The box lies over the astronaut's face, inside the preview. Measured in one go: each answer redraws it.
+    video_left, video_right, box_left, box_right = page.wait_for_function(
+        """() => {
+            const box = document.querySelector('.webcam-box');
+            if (!box) return null;
+            const video = document.querySelector('[data-webcam-preview]').getBoundingClientRect();
+            const drawn = box.getBoundingClientRect();
+            return [video.left, video.right, drawn.left, drawn.right];
+        }"""
+    ).json_value()
+    assert video_left < box_left < box_right < video_right
+    summary = page.locator("[data-webcam-live-summary]")
+    expect(summary).to_contain_text("1 face: 1 ")
+    assert summary.bounding_box()["width"] <= 1  # for screen readers, not shown
 
     started = updates(page)
     time.sleep(1.0)
