@@ -7,10 +7,13 @@ from pathlib import Path
 
 import numpy as np
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from PIL import Image
+from rest_framework.test import APIClient
 
 from classifier import services
-from classifier.models import Capture, Face
+from classifier.models import Capture, Face, ModelVersion
+from ml.labels import EXPRESSIONS
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 ASTRONAUT = FIXTURES / "astronaut.jpg"  # scikit-image's astronaut (public domain), one face
@@ -179,4 +182,60 @@ def make_capture(owner, content: bytes | None = None, name: str = "photo.jpg", s
     """A capture made the way every door makes one."""
     return services.capture_create(
         owner=owner, image=upload(name, face_photo_bytes() if content is None else content), source=source
+    )
+
+
+def signed_in(person) -> Client:
+    """A browser-like client with this person signed in."""
+    client = Client()
+    client.force_login(person)
+    return client
+
+
+def api_for(person) -> APIClient:
+    """An API client authenticated as this person (the token flow itself is tested in test_api_captures)."""
+    client = APIClient()
+    client.force_authenticate(person)
+    return client
+
+
+def face_row(
+    owner,
+    model_version: ModelVersion,
+    *,
+    predicted: str,
+    when,
+    true_label: str | None = None,
+    confidence: float = 0.5,
+    size: tuple[int, int] = (640, 480),
+) -> Face:
+    """A capture with one face the model predicted as `predicted`, written straight to the database, and
+    reviewed as `true_label` when given. For tests of what reads rows (the dashboard, the aggregates), which
+    need chosen predictions that no real model can be made to give; everything else uses make_capture."""
+    capture = Capture.objects.create(
+        owner=owner,
+        image=f"captures/{owner.pk}/test.jpg",
+        thumbnail=f"captures/{owner.pk}/test-thumbnail.jpg",
+        width=size[0],
+        height=size[1],
+        model_version=model_version,
+        created_at=when,
+    )
+    probabilities = {label: confidence if label == predicted else (1 - confidence) / 6 for label in EXPRESSIONS}
+    reviewed = true_label is not None
+    return Face.objects.create(
+        capture=capture,
+        model_version=model_version,
+        box_x=10,
+        box_y=10,
+        box_width=100,
+        box_height=100,
+        predicted_label=predicted,
+        confidence=confidence,
+        probabilities=probabilities,
+        true_label=true_label,
+        is_correct=true_label == predicted if reviewed else None,
+        reviewed_by=owner if reviewed else None,
+        reviewed_at=when if reviewed else None,
+        created_at=when,
     )

@@ -4,8 +4,9 @@ import pytest
 from rest_framework.test import APIClient
 
 from classifier import selectors
-from classifier.models import Capture, Face, ModelVersion
+from classifier.models import ModelVersion
 from ml.labels import EXPRESSIONS
+from tests.classifier.corpus import face_row
 
 # (predicted, true or None, day, model version)
 FACES = [
@@ -23,17 +24,7 @@ def add_faces(owner, rows, versions: dict[str, ModelVersion]) -> None:
     """Rows straight into the database: the aggregates are what is under test, not the upload."""
     for predicted, true_label, day, version in rows:
         when = datetime(2026, 11, day, 12, tzinfo=UTC)
-        capture = Capture.objects.create(
-            owner=owner, image="x.jpg", thumbnail="x-t.jpg", width=48, height=48,
-            model_version=versions[version], created_at=when,
-        )  # fmt: skip
-        Face.objects.create(
-            capture=capture, model_version=versions[version], box_x=0, box_y=0, box_width=48, box_height=48,
-            predicted_label=predicted, confidence=0.5, probabilities={label: 1 / 7 for label in EXPRESSIONS},
-            true_label=true_label, is_correct=None if true_label is None else true_label == predicted,
-            reviewed_by=None if true_label is None else owner, reviewed_at=None if true_label is None else when,
-            created_at=when,
-        )  # fmt: skip
+        face_row(owner, versions[version], predicted=predicted, when=when, true_label=true_label, size=(48, 48))
 
 
 @pytest.fixture

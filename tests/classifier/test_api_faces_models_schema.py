@@ -1,15 +1,7 @@
 import pytest
-from rest_framework.test import APIClient
 
 from classifier.models import Face
 from tests.classifier.corpus import make_capture
-
-
-@pytest.fixture
-def api(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def test_review_a_face_right_then_change_my_mind(api, user, model_version):

@@ -12,8 +12,9 @@ from django.utils import timezone
 
 from accounts.models import User
 from classifier import services
-from classifier.models import Capture, Face, ModelVersion
+from classifier.models import Face, ModelVersion
 from ml.labels import EXPRESSIONS
+from tests.classifier.corpus import face_row
 
 DASHBOARD = reverse("classifier:accuracy")
 ACCURACY_API = reverse("api:accuracy")
@@ -34,34 +35,9 @@ def model_versions(db) -> tuple[ModelVersion, ModelVersion]:
 
 
 def add_face(owner: User, model_version: ModelVersion, *, predicted: str, on: date | datetime) -> Face:
-    """A capture with one face the model predicted as `predicted`.
-
-    Stored directly rather than through capture_create: these tests need chosen predictions,
-    which no real model can be made to give, and the dashboard reads only these rows.
-    """
+    """A capture with one face the model predicted as `predicted`, at noon of `on` unless `on` is a time."""
     when = on if isinstance(on, datetime) else datetime.combine(on, time(12), tzinfo=UTC)
-    capture = Capture.objects.create(
-        owner=owner,
-        image=f"captures/{owner.pk}/test.jpg",
-        thumbnail=f"captures/{owner.pk}/test-thumbnail.jpg",
-        width=640,
-        height=480,
-        model_version=model_version,
-        created_at=when,
-    )
-    probabilities = {label: 0.5 if label == predicted else 0.5 / 6 for label in EXPRESSIONS}
-    return Face.objects.create(
-        capture=capture,
-        model_version=model_version,
-        box_x=10,
-        box_y=10,
-        box_width=100,
-        box_height=100,
-        predicted_label=predicted,
-        confidence=0.5,
-        probabilities=probabilities,
-        created_at=when,
-    )
+    return face_row(owner, model_version, predicted=predicted, when=when)
 
 
 def review_through_the_page(client: Client, face: Face, true_label: str) -> None:

@@ -5,24 +5,17 @@ import io
 import json
 import zipfile
 
-from django.test import Client
 from PIL import Image
 from rest_framework.test import APIClient
 
 from classifier import services
 from classifier.models import Face
 from ml.labels import EXPRESSIONS
-from tests.classifier.corpus import encode, group_photo, make_capture
+from tests.classifier.corpus import encode, group_photo, make_capture, signed_in
 
 
 def content(response) -> bytes:
     return b"".join(response.streaming_content)
-
-
-def client_of(person) -> Client:
-    client = Client()
-    client.force_login(person)
-    return client
 
 
 def reviewed_group(owner) -> list:
@@ -38,8 +31,8 @@ def test_csv_and_json_hold_my_faces_predictions_and_reviews_only(user, other_use
     faces = reviewed_group(user)
     make_capture(other_user)
 
-    rows = list(csv.DictReader(io.StringIO(content(client_of(user).get("/captures/export.csv")).decode())))
-    records = json.loads(content(client_of(user).get("/captures/export.json")))
+    rows = list(csv.DictReader(io.StringIO(content(signed_in(user).get("/captures/export.csv")).decode())))
+    records = json.loads(content(signed_in(user).get("/captures/export.json")))
 
     assert [int(row["face_id"]) for row in rows] == [face.pk for face in faces]
     assert [record["face_id"] for record in records] == [face.pk for face in faces]
@@ -54,7 +47,7 @@ def test_the_zip_holds_the_reviewed_crops_in_a_folder_per_expression(user, model
     faces = reviewed_group(user)
     right, wrong = (Face.objects.get(pk=face.pk) for face in faces[:2])
 
-    response = client_of(user).get("/captures/reviewed-faces.zip")
+    response = signed_in(user).get("/captures/reviewed-faces.zip")
 
     assert response["Content-Disposition"] == 'attachment; filename="reviewed-faces.zip"'
     archive = zipfile.ZipFile(io.BytesIO(content(response)))
@@ -69,9 +62,9 @@ def test_staff_export_the_whole_site_and_nobody_else_does(user, other_user, staf
     mine = reviewed_group(user)
     theirs = make_capture(other_user).faces.get()
 
-    site = json.loads(content(client_of(staff_user).get("/captures/export.json?scope=site")))
+    site = json.loads(content(signed_in(staff_user).get("/captures/export.json?scope=site")))
     assert {record["face_id"] for record in site} == {face.pk for face in mine} | {theirs.pk}
-    assert client_of(user).get("/captures/export.json?scope=site").status_code == 403
+    assert signed_in(user).get("/captures/export.json?scope=site").status_code == 403
 
 
 def test_an_api_token_exports_too_and_a_visitor_cannot(user, model_version):
@@ -89,7 +82,7 @@ def test_a_reviewed_face_with_no_crop_and_no_image_is_named_not_lost(user, model
     for path in media_dir.rglob("*.jpg"):
         path.unlink()  # and its image is gone
 
-    archive = zipfile.ZipFile(io.BytesIO(content(client_of(user).get("/captures/reviewed-faces.zip"))))
+    archive = zipfile.ZipFile(io.BytesIO(content(signed_in(user).get("/captures/reviewed-faces.zip"))))
 
     assert f"face {faces[0].pk}" in archive.read("MISSING.txt").decode()
     assert len([name for name in archive.namelist() if name.endswith(".png")]) == 1
@@ -99,13 +92,13 @@ def test_staff_who_may_not_view_captures_cannot_export_the_site(user, model_vers
     reviewed_group(user)
     clerk = django_user_model.objects.create_user("clerk", password="unused password 3", is_staff=True)
 
-    assert client_of(clerk).get("/captures/export.json?scope=site").status_code == 403
+    assert signed_in(clerk).get("/captures/export.json?scope=site").status_code == 403
 
 
 def test_a_username_a_spreadsheet_would_run_is_quoted_in_the_csv(model_version, django_user_model):
     sneaky = django_user_model.objects.create_user("+cmd", password="unused password 4")  # a valid username
     reviewed_group(sneaky)
 
-    rows = list(csv.DictReader(io.StringIO(content(client_of(sneaky).get("/captures/export.csv")).decode())))
+    rows = list(csv.DictReader(io.StringIO(content(signed_in(sneaky).get("/captures/export.csv")).decode())))
 
     assert rows[0]["owner"] == "'+cmd" and rows[0]["reviewed_by"] == "'+cmd"

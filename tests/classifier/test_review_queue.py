@@ -8,10 +8,9 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
 from PIL import Image
-from rest_framework.test import APIClient
 
 from classifier.models import Face
-from tests.classifier.corpus import encode, group_photo, make_capture, tight_crop_bytes
+from tests.classifier.corpus import api_for, encode, group_photo, make_capture, signed_in, tight_crop_bytes
 
 
 @pytest.fixture
@@ -20,18 +19,6 @@ def reviewer(db, django_user_model):
     person = django_user_model.objects.create_user("rosalind", password="unused password 1")
     person.groups.add(Group.objects.get(name="reviewers"))
     return person
-
-
-def client_of(person) -> Client:
-    client = Client()
-    client.force_login(person)
-    return client
-
-
-def api_of(person) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(person)
-    return client
 
 
 def faces_of(owner, count_photos: int = 1) -> list[Face]:
@@ -52,7 +39,7 @@ def shown_face(client: Client) -> int | None:
 def test_the_queue_offers_the_least_confident_face_first(user, model_version):
     faces = faces_of(user)
     in_order = sorted(faces, key=lambda face: (face.confidence, face.pk))
-    client = client_of(user)
+    client = signed_in(user)
 
     page = client.get("/review/")
 
@@ -62,13 +49,13 @@ def test_the_queue_offers_the_least_confident_face_first(user, model_version):
     assert [label for label, _ in top_three] == sorted(
         in_order[0].probabilities, key=in_order[0].probabilities.get, reverse=True
     )[:3]
-    api = api_of(user).get("/api/v1/review-queue/").json()
+    api = api_for(user).get("/api/v1/review-queue/").json()
     assert api["count"] == 5 and [face["id"] for face in api["results"]] == [face.pk for face in in_order]
 
 
 def test_right_a_label_skip_and_undo_walk_the_queue(user, model_version):
     faces = sorted(faces_of(user), key=lambda face: (face.confidence, face.pk))
-    client = client_of(user)
+    client = signed_in(user)
 
     client.post(f"/review/{faces[0].pk}/", {"true_label": "right"})
     first = Face.objects.get(pk=faces[0].pk)
@@ -92,7 +79,7 @@ def test_right_a_label_skip_and_undo_walk_the_queue(user, model_version):
 def test_a_bad_label_is_a_message_and_changes_nothing(user, model_version):
     [face, *_] = faces_of(user)
 
-    response = client_of(user).post(f"/review/{face.pk}/", {"true_label": "bored"}, follow=True)
+    response = signed_in(user).post(f"/review/{face.pk}/", {"true_label": "bored"}, follow=True)
 
     assert "Pick one of the seven expressions" in response.content.decode()
     assert Face.objects.get(pk=face.pk).reviewed_at is None
@@ -100,7 +87,7 @@ def test_a_bad_label_is_a_message_and_changes_nothing(user, model_version):
 
 def test_every_face_skipped_starts_the_round_again(user, model_version):
     faces = sorted(faces_of(user), key=lambda face: (face.confidence, face.pk))
-    client = client_of(user)
+    client = signed_in(user)
     for face in faces:
         client.post(f"/review/{face.pk}/skip/")
 
@@ -109,14 +96,14 @@ def test_every_face_skipped_starts_the_round_again(user, model_version):
 
 def test_a_reviewer_reviews_a_strangers_face_and_sees_it(user, reviewer, model_version):
     [face, *_] = faces_of(user)
-    client = client_of(reviewer)
+    client = signed_in(reviewer)
 
     assert shown_face(client) in {f.pk for f in Face.objects.all()}
     picture = client.get(f"/faces/{face.pk}/image.jpg")
     assert picture.status_code == 200 and Image.open(io.BytesIO(picture.content)).format == "JPEG"
     client.post(f"/review/{face.pk}/", {"true_label": "fear"})
     assert Face.objects.get(pk=face.pk).reviewed_by == reviewer
-    response = api_of(reviewer).patch(f"/api/v1/faces/{face.pk}/", {"true_label": "sad"}, format="json")
+    response = api_for(reviewer).patch(f"/api/v1/faces/{face.pk}/", {"true_label": "sad"}, format="json")
     assert response.status_code == 200 and response.json()["true_label"] == "sad"
     # The face, not the photo: the whole capture stays its owner's.
     assert client.get(f"/captures/{face.capture_id}/image.jpg").status_code == 404
@@ -125,14 +112,14 @@ def test_a_reviewer_reviews_a_strangers_face_and_sees_it(user, reviewer, model_v
 
 def test_a_plain_user_gets_404_for_a_strangers_face(user, other_user, model_version):
     [face, *_] = faces_of(user)
-    client = client_of(other_user)
+    client = signed_in(other_user)
 
     assert shown_face(client) is None
     assert "Nothing left to review" in client.get("/review/").content.decode()
     assert client.post(f"/review/{face.pk}/", {"true_label": "fear"}).status_code == 404
     assert client.post(f"/review/{face.pk}/skip/").status_code == 404
     assert client.get(f"/faces/{face.pk}/image.jpg").status_code == 404
-    api = api_of(other_user)
+    api = api_for(other_user)
     assert api.get("/api/v1/review-queue/").json()["count"] == 0
     assert api.patch(f"/api/v1/faces/{face.pk}/", {"true_label": "sad"}, format="json").status_code == 404
     assert Face.objects.get(pk=face.pk).reviewed_at is None
@@ -141,7 +128,7 @@ def test_a_plain_user_gets_404_for_a_strangers_face(user, other_user, model_vers
 def test_the_owner_sees_the_face_picture_cut_from_the_photo(user, model_version):
     [face, *_] = faces_of(user)
 
-    picture = Image.open(io.BytesIO(client_of(user).get(f"/faces/{face.pk}/image.jpg").content))
+    picture = Image.open(io.BytesIO(signed_in(user).get(f"/faces/{face.pk}/image.jpg").content))
 
     assert picture.width == picture.height and picture.width > face.box_width
 
@@ -156,7 +143,7 @@ def test_a_reviewer_sees_only_the_crop_of_a_face_never_the_photo_around_it(user,
     capture = make_capture(user, tight_crop_bytes(), name="crop.png")  # classified whole: its box is the image
     face = capture.faces.get()
 
-    picture = Image.open(io.BytesIO(client_of(reviewer).get(f"/faces/{face.pk}/image.jpg").content))
+    picture = Image.open(io.BytesIO(signed_in(reviewer).get(f"/faces/{face.pk}/image.jpg").content))
 
     expected = Image.fromarray(np.frombuffer(bytes(face.crop), np.uint8).reshape(48, 48)).resize((320, 320))
     assert picture.mode == "L" and picture.size == (320, 320)
@@ -168,8 +155,8 @@ def test_two_reviewers_on_one_face_the_second_changes_nothing(user, reviewer, dj
     second = django_user_model.objects.create_user("lise", password="unused password 2")
     second.groups.add(Group.objects.get(name="reviewers"))
 
-    client_of(reviewer).post(f"/review/{face.pk}/", {"true_label": "fear"})
-    response = client_of(second).post(f"/review/{face.pk}/", {"true_label": "sad"}, follow=True)
+    signed_in(reviewer).post(f"/review/{face.pk}/", {"true_label": "fear"})
+    response = signed_in(second).post(f"/review/{face.pk}/", {"true_label": "sad"}, follow=True)
 
     assert "Someone reviewed that face a moment ago" in response.content.decode()
     assert (Face.objects.get(pk=face.pk).true_label, Face.objects.get(pk=face.pk).reviewed_by) == ("fear", reviewer)
@@ -177,9 +164,9 @@ def test_two_reviewers_on_one_face_the_second_changes_nothing(user, reviewer, dj
 
 def test_undo_leaves_a_review_changed_since_by_someone_else(user, reviewer, model_version):
     [face, *_] = faces_of(user)
-    client = client_of(reviewer)
+    client = signed_in(reviewer)
     client.post(f"/review/{face.pk}/", {"true_label": "fear"})
-    client_of(user).post(f"/faces/{face.pk}/review/", {"true_label": "sad"})  # the owner corrects it
+    signed_in(user).post(f"/faces/{face.pk}/review/", {"true_label": "sad"})  # the owner corrects it
 
     client.post("/review/undo/")
 

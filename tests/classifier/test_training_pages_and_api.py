@@ -5,7 +5,6 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
-from django.test import Client
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 from rest_framework.test import APIClient
@@ -18,20 +17,6 @@ from tests.classifier.retrain_site import retrain_site, reviewed_faces
 @pytest.fixture
 def tiny_active(db, settings, tmp_path, tiny_models_dir) -> ModelVersion:
     return retrain_site(settings, tmp_path, tiny_models_dir)
-
-
-@pytest.fixture
-def staff_client(staff_user) -> Client:
-    client = Client()
-    client.force_login(staff_user)
-    return client
-
-
-@pytest.fixture
-def staff_api(staff_user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(staff_user)
-    return client
 
 
 @pytest.fixture

@@ -105,6 +105,7 @@ def test_calibrate_writes_a_new_version_with_the_fitted_temperature(tiny_model_d
         calibrate_model(tiny_model_dir, f"folder:{data_dir}", tmp_path / "models", version="tiny-c", mirror=True)
 
 
+@pytest.mark.slow  # it fine-tunes
 def test_a_fine_tune_is_read_as_its_parent_is(tiny_model_dir, tmp_path) -> None:
     parent = with_inference(tiny_model_dir, tmp_path / "parent", mirror=True, temperature=1.7)
     config = TrainConfig(epochs=1, batch_size=16, learning_rate=0.01, init_from=str(parent))

@@ -18,7 +18,8 @@ from ml.testing import TINY_MODEL, synthetic_crops, train_tiny_model
 from ml.train import TrainConfig, TrainingStopped, class_weights, learning_rate_at, train
 from ml.train import main as train_main
 
-pytestmark = pytest.mark.filterwarnings("ignore")
+# Each test trains or fine-tunes a real tiny model: a few seconds in all, still "slow" for a quick local run.
+pytestmark = [pytest.mark.filterwarnings("ignore"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
@@ -259,9 +260,13 @@ def test_command_line_fine_tunes_a_model_on_class_folders(tiny_model_dir, tmp_pa
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())[0]["epoch"] == 1
 
 
-def test_command_line_needs_data_to_train_and_to_choose_on(tmp_path):
-    with pytest.raises(SystemExit):
+def test_command_line_needs_data_to_train_and_to_choose_on(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
         train_main(["--train", "folder:somewhere", "--out", str(tmp_path)])
+
+    # argparse's usage error (2), not the exit of a run that found its folder missing.
+    assert exited.value.code == 2
+    assert "give --fer2013, or both --train and --validation" in capsys.readouterr().err
 
 
 def fine_tuned_weights(tiny_model_dir, tmp_path, data, **config) -> tuple[dict, dict]:
