@@ -15,7 +15,8 @@ reading the reviewed faces, reading the reference data, training, exporting, eva
 --reference, EMOTIONSITE_REFERENCE_DATA is the --fer2013 file, so the job mixes in its Training rows
 and also compares the two versions on PublicTest. Nothing is downloaded.
 
-Target (issue): retraining on 1,000 reviewed faces (fine-tune, with evaluation) in under 3 minutes.
+Targets (issue 12): retraining on 1,000 reviewed faces (fine-tune, with evaluation) in under 60 s, and
+under 90 s with the reference data.
 Figures are printed; the last line says PASS or FAIL against the target.
 
 Measured 25 Nov 2026 on the 2-core development machine, nearly idle, fine-tuning fer2013-vgg48-v4
@@ -49,7 +50,7 @@ from shared import scratch_site  # noqa: E402  (this folder is on sys.path when 
 
 import ml  # noqa: E402, F401  (first: ml.runtime sets the OpenMP and MKL environment Paddle reads at import)
 
-TARGET_SECONDS = 180
+TARGET_SECONDS = {False: 60, True: 90}  # without, with the reference data
 SAMPLE_SEED = 0
 
 
@@ -237,7 +238,8 @@ def main() -> None:
             print(f"{'  ' * depth + name:<56} {seconds:7.1f} s")
             accounted += seconds if depth == 0 else 0
         print(f"{'the rest (job rows, metadata, registering)':<56} {total - accounted:7.1f} s")
-        print(f"{'total, request to finished':<56} {total:7.1f} s  (target < {TARGET_SECONDS} s)")
+        target = TARGET_SECONDS[args.reference]
+        print(f"{'total, request to finished':<56} {total:7.1f} s  (target < {target} s)")
         if job.state != TrainingJob.State.SUCCEEDED:
             print(f"error: {job.error or job.state}")
             print(f"FAIL: the job {job.state} after {total:.1f} s")
@@ -259,11 +261,11 @@ def main() -> None:
             print(scores_line("FER2013 PublicTest", version.metrics["public_test"]))
         print(f"new version: {version.version}, {version.state}")
         print(f"decision: {version.decision}")
-        verdict = "PASS" if total < TARGET_SECONDS else "FAIL"
+        verdict = "PASS" if total < target else "FAIL"
         print(
             f"{verdict}: retraining on {args.faces:,} reviewed faces"
             f"{' with the reference data' if args.reference else ''} took {total:.1f} s "
-            f"(target < {TARGET_SECONDS} s)"
+            f"(target < {target} s)"
         )
 
 
