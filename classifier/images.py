@@ -115,7 +115,8 @@ def _upright(image: Image.Image) -> Image.Image:
 def encode_jpeg(image: Image.Image, *, quality: int = STORED_JPEG_QUALITY) -> bytes:
     """The picture as a JPEG with no metadata: no EXIF, no GPS, no comment."""
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality, optimize=True)
+    # Pillow writes the source's JPEG comment (image.info) unless told another: an empty one writes none.
+    image.save(buffer, format="JPEG", quality=quality, optimize=True, comment=b"")
     return buffer.getvalue()
 
 

@@ -1,9 +1,11 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.routers import SimpleRouter
 
 from classifier.api import views
+from classifier.api.parsers import JSONParser
 
 router = SimpleRouter(trailing_slash=True)
 router.register("captures", views.CaptureViewSet, basename="capture")
@@ -11,7 +13,11 @@ router.register("faces", views.FaceViewSet, basename="face")
 router.register("training-jobs", views.TrainingJobViewSet, basename="training-job")
 
 api_v1 = [
-    path("auth/token/", obtain_auth_token, name="token"),
+    path(
+        "auth/token/",
+        ObtainAuthToken.as_view(parser_classes=[FormParser, MultiPartParser, JSONParser]),
+        name="token",
+    ),
     path("accuracy/", views.AccuracyView.as_view(), name="accuracy"),
     path("review-queue/", views.ReviewQueueView.as_view(), name="review-queue"),
     path("predict/", views.PredictView.as_view(), name="predict"),

@@ -1,4 +1,5 @@
 import pytest
+from rest_framework.test import APIClient
 
 from classifier.models import Face
 from tests.classifier.corpus import make_capture
@@ -72,3 +73,13 @@ def test_the_schema_has_a_page_to_read_in_a_browser(client):
     page = client.get("/api/reference/")
 
     assert page.status_code == 200 and "/api/schema/" in page.content.decode()
+
+
+def test_json_nested_too_deep_is_a_400_not_a_500(api, user, model_version):
+    deep = "[" * 2000 + "]" * 2000
+    token = APIClient().post("/api/v1/auth/token/", deep, content_type="application/json")
+    face = make_capture(user).faces.get()
+    review = api.patch(f"/api/v1/faces/{face.pk}/", deep, content_type="application/json")
+
+    for response in (token, review):
+        assert response.status_code == 400 and "nested too deeply" in response.json()["detail"]

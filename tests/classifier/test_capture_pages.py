@@ -216,3 +216,14 @@ def test_the_upload_limits_shown_follow_the_settings(user_client, settings):
     page = user_client.get(reverse("classifier:capture_new")).content.decode()
 
     assert "up to 3 MB and 12 megapixels" in page
+
+
+def test_a_jpeg_comment_is_not_kept(user_client, model_version, media_dir):
+    commented = encode(Image.new("RGB", (200, 150), "white"), "JPEG", comment=b"taken at 12 Elm Street")
+
+    post_photo(user_client, "commented.jpg", commented)
+
+    stored = (media_dir / Capture.objects.get().image.name).read_bytes()
+    assert b"Elm Street" not in stored and "comment" not in Image.open(io.BytesIO(stored)).info
+    thumbnail = (media_dir / Capture.objects.get().thumbnail.name).read_bytes()
+    assert b"Elm Street" not in thumbnail
