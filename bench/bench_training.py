@@ -2,6 +2,11 @@
 
     python bench/bench_training.py [--steps 30]
 
+Each variant's speed is also given as GFLOP/s, counting a training step as three times the
+net's forward multiply-adds (two FLOPs each: the forward pass, and twice that backward), and
+as a share of this machine's single-precision matrix-multiply peak on the same cores, NumPy's
+sgemm on 2048x2048 matrices: a ratio, not just images per second.
+
 Each variant runs in its own process (thread and MKL settings must be fixed before Paddle
 loads) and times full training steps: augmentation, forward, backward, SGD update, on
 FER-sized random crops. The recipe's own settings are marked with *. Run it on an idle
@@ -74,6 +79,38 @@ def time_training(working_size: int = 40, batch_size: int = 64, to_static: bool 
     return steps * batch_size / (time.perf_counter() - start)
 
 
+def training_flops_per_image(working_size: int = 40) -> float:
+    """FLOPs of one image's training step: 3x the forward pass's convolutions and linear layers, 2 per multiply-add."""
+    sys.path.insert(0, str(ROOT))
+    from ml.model import ModelConfig
+
+    config = ModelConfig(working_size=working_size)
+    multiply_adds, side, channels = 0, working_size, 1
+    for out_channels in config.channels:
+        for _ in range(config.convs_per_stage):
+            multiply_adds += side * side * 9 * channels * out_channels
+            channels = out_channels
+        side //= 2
+    multiply_adds += channels * config.hidden + config.hidden * 7
+    return 3 * 2 * multiply_adds
+
+
+def sgemm_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """NumPy's single-precision matrix multiply on this process's cores, at its best of `repeats`."""
+    import numpy as np
+
+    a, b = (np.random.default_rng(seed).random((size, size), dtype=np.float32) for seed in (0, 1))
+    a @ b  # warm up the BLAS threads
+    best = min(_seconds(lambda: a @ b) for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def _seconds(function) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
 def augmentation_milliseconds(batch_size: int = 64, repeats: int = 50) -> float:
     sys.path.insert(0, str(ROOT))
     import numpy as np
@@ -101,11 +138,18 @@ def main() -> None:
         f"{augmentation_milliseconds():7.1f} ms",
         flush=True,
     )
+    peak = sgemm_peak_gflops()
+    print(f"{'NumPy sgemm, 2048x2048, ' + CORES + ' cores (the peak the ratios are against)':<72} {peak:7.1f} GFLOP/s")
     for name, (environment, arguments) in VARIANTS.items():
         env = {**os.environ, "OMP_NUM_THREADS": CORES, "MKL_DEBUG_CPU_TYPE": "5", **environment}
         command = [sys.executable, __file__, "--steps", str(args.steps), "--one", json.dumps(arguments)]
         output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
-        print(f"{name:<72} {float(output.split()[-1]):7.1f} images/s", flush=True)
+        images_per_second = float(output.split()[-1])
+        gflops = images_per_second * training_flops_per_image(arguments.get("working_size", 40)) / 1e9
+        print(
+            f"{name:<72} {images_per_second:7.1f} images/s  {gflops:5.1f} GFLOP/s  {gflops / peak:5.1%} of sgemm",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
