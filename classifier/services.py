@@ -128,10 +128,20 @@ def capture_create(*, owner: User, image: UploadedFile, source: Capture.Source =
     return capture
 
 
+def face_reading(scores: np.ndarray) -> dict:
+    """A face's seven probabilities as stored and sent: the predicted label, its confidence, all seven."""
+    best = int(np.argmax(scores))
+    return {
+        "predicted_label": EXPRESSIONS[best],
+        # float32 softmax can round a hair above 1.
+        "confidence": min(1.0, float(scores[best])),
+        "probabilities": {label: round(float(score), 6) for label, score in zip(EXPRESSIONS, scores, strict=True)},
+    }
+
+
 def _face(
     capture: Capture, model_version: ModelVersion, number: int, found: FoundFace, scores: np.ndarray, now: datetime
 ) -> Face:
-    best = int(np.argmax(scores))
     x, y, width, height = (int(value) for value in found.box)
     return Face(
         capture=capture,
@@ -142,11 +152,8 @@ def _face(
         box_width=width,
         box_height=height,
         crop=found.crop.tobytes(),
-        predicted_label=EXPRESSIONS[best],
-        # float32 softmax can round a hair above 1.
-        confidence=min(1.0, float(scores[best])),
-        probabilities={label: round(float(score), 6) for label, score in zip(EXPRESSIONS, scores, strict=True)},
         created_at=now,
+        **face_reading(scores),
     )
 
 

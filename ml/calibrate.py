@@ -7,31 +7,24 @@ under its final name only once complete, with the fit's figures in model.json's 
 """
 
 import argparse
-import os
 import shutil
 import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ml.calibration import expected_calibration_error, fit_temperature, softmax
 from ml.data import read_dataset
 from ml.evaluate import in_batches
-from ml.model_folder import FILES, METADATA_FILE, ModelFolderError, read_metadata, write_metadata
+from ml.model_folder import FILES, METADATA_FILE, ModelFolderError, read_metadata, staged_folder, write_metadata
 from ml.predictor import ModelLoadError, Predictor
 
 
 def calibrate_model(model_dir: str | Path, data_spec: str, out_dir: str | Path, *, version: str, mirror: bool) -> Path:
     """Write `out_dir/version`: the net of `model_dir` with a fitted temperature (and mirroring); its path."""
-    model_dir, out_dir = Path(model_dir), Path(out_dir)
-    target = out_dir / version
-    if target.exists():
-        raise FileExistsError(f"model version {version!r} already exists at {target}")
+    model_dir = Path(model_dir)
     parent = read_metadata(model_dir)
-    data, _ = read_dataset(data_spec)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=out_dir))
-    try:
+    with staged_folder(out_dir, version) as staging:
+        data, _ = read_dataset(data_spec)
         for name in FILES:
             if name != METADATA_FILE:
                 shutil.copyfile(model_dir / name, staging / name)
@@ -56,12 +49,7 @@ def calibrate_model(model_dir: str | Path, data_spec: str, out_dir: str | Path, 
             "expected_calibration_error_after": expected_calibration_error(softmax(logits, temperature), data.labels),
         }
         write_metadata(staging, metadata)
-        staging.chmod(0o755)  # mkdtemp makes it private to its creator; a model folder is not secret
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
+    return Path(out_dir) / version
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,9 +6,7 @@ The folder appears under its final name only once complete, so a half-written ve
 import argparse
 import dataclasses
 import json
-import os
 import shutil
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import paddle
 
 from ml.labels import EXPRESSIONS, INPUT_SIZE
 from ml.model import ExpressionNet, ModelConfig, load_weights
-from ml.model_folder import INFERENCE_PREFIX, WEIGHTS_FILE, write_metadata
+from ml.model_folder import INFERENCE_PREFIX, WEIGHTS_FILE, staged_folder, write_metadata
 from ml.train import TrainConfig, parent_metadata
 
 
@@ -35,16 +33,10 @@ def export_model(
 
     `inference` is how the net is to be read (ml.model_folder.InferenceSettings), absent for one plain pass.
     """
-    target = Path(out_dir) / version
-    if target.exists():
-        raise FileExistsError(f"model version {version!r} already exists at {target}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-
     net = ExpressionNet(model_config)
     load_weights(net, weights)
     net.eval()
-    staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))
-    try:
+    with staged_folder(out_dir, version) as staging:
         shutil.copyfile(weights, staging / WEIGHTS_FILE)
         input_spec = [paddle.static.InputSpec([None, 1, INPUT_SIZE, INPUT_SIZE], "float32", name="pixels")]
         paddle.jit.save(
@@ -63,12 +55,7 @@ def export_model(
         if inference:
             metadata["inference"] = inference
         write_metadata(staging, metadata)
-        staging.chmod(0o755)  # mkdtemp makes it private to its creator; a model folder is not secret
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
+    return Path(out_dir) / version
 
 
 def export_run(run_dir: str | Path, out_dir: str | Path, *, version: str) -> Path:

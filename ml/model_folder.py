@@ -13,6 +13,10 @@ registers and retrains them. A folder holds
 import json
 import math
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,3 +89,21 @@ def write_metadata(folder: str | Path, metadata: dict) -> None:
 def missing_files(folder: str | Path) -> list[str]:
     """The files of a model folder that `folder` lacks, in FILES order; empty when it is complete."""
     return [name for name in FILES if not (Path(folder) / name).is_file()]
+
+
+@contextmanager
+def staged_folder(out_dir: str | Path, version: str) -> Iterator[Path]:
+    """A hidden folder to write version `version` into; on leaving the block it becomes `out_dir/version`
+    whole, or, on an error, disappears. A half-written version is thus never registered nor loaded."""
+    target = Path(out_dir) / version
+    if target.exists():
+        raise FileExistsError(f"model version {version!r} already exists at {target}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))
+    try:
+        yield staging
+        staging.chmod(0o755)  # mkdtemp makes it private to its creator; a model folder is not secret
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -5,6 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
+from classifier import services
 from classifier.images import upload_limits_text
 from classifier.models import Capture, Expression, Face, ModelActivation, ModelVersion, TrainingJob
 from ml.labels import EXPRESSIONS
@@ -118,22 +119,12 @@ class PredictionSerializer(serializers.Serializer):
     @staticmethod
     def of(prediction) -> dict:
         """The JSON of a services.ImagePrediction, its faces numbered in reading order."""
-        faces = []
-        for number, (found, scores) in enumerate(
-            zip(prediction.finding.faces, prediction.probabilities, strict=True), start=1
-        ):
-            best = int(scores.argmax())
-            faces.append(
-                {
-                    "number": number,
-                    "box": [int(value) for value in found.box],
-                    "predicted_label": EXPRESSIONS[best],
-                    "confidence": min(1.0, float(scores[best])),
-                    "probabilities": {
-                        label: round(float(score), 6) for label, score in zip(EXPRESSIONS, scores, strict=True)
-                    },
-                }
+        faces = [
+            {"number": number, "box": [int(value) for value in found.box], **services.face_reading(scores)}
+            for number, (found, scores) in enumerate(
+                zip(prediction.finding.faces, prediction.probabilities, strict=True), start=1
             )
+        ]
         return {
             "model_version": prediction.model_version.version,
             "width": prediction.picture.width,

@@ -30,6 +30,13 @@ from classifier.api.serializers import (
 )
 from classifier.images import refuse_a_declared_oversized_upload
 
+# What the two doors that read an image answer when they refuse it, for the schema.
+UPLOAD_REFUSALS = {
+    400: OpenApiResponse(description="not an image, or a damaged one"),
+    413: OpenApiResponse(description="larger than EMOTIONSITE_MAX_UPLOAD_BYTES or EMOTIONSITE_MAX_PIXELS"),
+    503: OpenApiResponse(description="no model version can predict"),
+}
+
 
 @extend_schema_view(
     list=extend_schema(parameters=[CaptureFilterSerializer]),
@@ -37,9 +44,7 @@ from classifier.images import refuse_a_declared_oversized_upload
         request={"multipart/form-data": CaptureCreateSerializer},
         responses={
             201: CaptureSerializer,
-            400: OpenApiResponse(description="not an image, or a damaged one"),
-            413: OpenApiResponse(description="larger than EMOTIONSITE_MAX_UPLOAD_BYTES or EMOTIONSITE_MAX_PIXELS"),
-            503: OpenApiResponse(description="no model version can predict"),
+            **UPLOAD_REFUSALS,
         },
     ),
 )
@@ -86,9 +91,7 @@ class PredictView(APIView):
         request={"multipart/form-data": ImageUploadSerializer},
         responses={
             200: PredictionSerializer,
-            400: OpenApiResponse(description="not an image, or a damaged one"),
-            413: OpenApiResponse(description="larger than EMOTIONSITE_MAX_UPLOAD_BYTES or EMOTIONSITE_MAX_PIXELS"),
-            503: OpenApiResponse(description="no model version can predict"),
+            **UPLOAD_REFUSALS,
         },
     )
     def post(self, request: Request) -> Response:

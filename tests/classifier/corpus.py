@@ -1,6 +1,8 @@
 """The upload corpus: images made by the tests themselves (good, odd and bad), and helpers to upload and count."""
 
 import io
+import json
+import shutil
 import struct
 import zlib
 from pathlib import Path
@@ -239,3 +241,13 @@ def face_row(
         reviewed_at=when if reviewed else None,
         created_at=when,
     )
+
+
+def two_version_models(models_dir: Path, tiny_models_dir: Path) -> Path:
+    """A models folder holding tiny-1 and tiny-2, the same weights under a later version made from tiny-1."""
+    shutil.copytree(tiny_models_dir / "tiny-1", models_dir / "tiny-1")
+    shutil.copytree(tiny_models_dir / "tiny-1", models_dir / "tiny-2")
+    metadata = json.loads((models_dir / "tiny-2" / "model.json").read_text())
+    metadata.update(version="tiny-2", created_at="2099-01-01T00:00:00+00:00", parent="tiny-1")
+    (models_dir / "tiny-2" / "model.json").write_text(json.dumps(metadata))
+    return models_dir

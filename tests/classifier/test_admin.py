@@ -13,7 +13,7 @@ from PIL import Image
 
 from classifier import services
 from classifier.models import ModelVersion
-from tests.classifier.corpus import make_capture
+from tests.classifier.corpus import make_capture, two_version_models
 from tests.conftest import make_user
 
 CHANGELIST = "/admin/classifier/modelversion/"
@@ -90,12 +90,7 @@ def test_staff_who_may_only_view_captures_load_the_images_the_admin_links(user, 
 @pytest.fixture
 def two_versions(db, tmp_path: Path, tiny_models_dir: Path, settings) -> Path:
     """tiny-1 and tiny-2 in a fresh models folder, registered: tiny-2, the newer, is active, tiny-1 a candidate."""
-    models_dir = tmp_path / "models"
-    shutil.copytree(tiny_models_dir / "tiny-1", models_dir / "tiny-1")
-    shutil.copytree(tiny_models_dir / "tiny-1", models_dir / "tiny-2")
-    metadata = json.loads((models_dir / "tiny-2" / "model.json").read_text())
-    metadata.update(version="tiny-2", created_at="2099-01-01T00:00:00+00:00", parent="tiny-1")
-    (models_dir / "tiny-2" / "model.json").write_text(json.dumps(metadata))
+    models_dir = two_version_models(tmp_path / "models", tiny_models_dir)
     settings.EMOTIONSITE_MODEL_DIR = models_dir
     services.model_versions_register()
     assert ModelVersion.objects.get(state="active").version == "tiny-2"

@@ -10,18 +10,13 @@ from django.db.models import ProtectedError
 
 from classifier import inference, services
 from classifier.models import Capture, ModelVersion
-from tests.classifier.corpus import face_photo_bytes, make_capture, nothing_stored, upload
+from tests.classifier.corpus import face_photo_bytes, make_capture, nothing_stored, two_version_models, upload
 
 
 @pytest.fixture
 def two_versions_dir(tmp_path: Path, tiny_models_dir: Path, settings) -> Path:
     """tiny-1 and a later tiny-2 (the same weights under another version name) in a fresh models folder."""
-    models_dir = tmp_path / "models"
-    shutil.copytree(tiny_models_dir / "tiny-1", models_dir / "tiny-1")
-    shutil.copytree(tiny_models_dir / "tiny-1", models_dir / "tiny-2")
-    metadata = json.loads((models_dir / "tiny-2" / "model.json").read_text())
-    metadata.update(version="tiny-2", created_at="2099-01-01T00:00:00+00:00", parent="tiny-1")
-    (models_dir / "tiny-2" / "model.json").write_text(json.dumps(metadata))
+    models_dir = two_version_models(tmp_path / "models", tiny_models_dir)
     (models_dir / ".tiny-3-half-written").mkdir()
     settings.EMOTIONSITE_MODEL_DIR = models_dir
     return models_dir
