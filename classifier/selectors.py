@@ -1,10 +1,13 @@
 """Every read that more than one door needs: whose captures, which model version, how accurate."""
 
+import os
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from pathlib import Path
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db.models import Count, DateField, Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -266,3 +269,24 @@ def retrain_refusal(counts: dict[str, int]) -> str | None:
     return f"Retraining needs at least {minimum} reviewed faces; there are {sum(counts.values())}" + (
         f" ({present})." if present else "."
     )
+
+
+def media_problem(name: str = "") -> str | None:
+    """Why files cannot be written to or removed from the media folder that holds `name` (the media folder
+    itself by default), or None when they can: what the upload, the delete and /healthz check.
+
+    Only reads: the process's own permissions on the folder, or on the nearest folder above that exists
+    (saving makes the missing ones). A storage that is not a local folder is not checked here.
+    """
+    try:
+        path = Path(default_storage.path(name))
+    except NotImplementedError:
+        return None
+    folder = path.parent if name else path
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK, effective_ids=True):
+        return f"{folder} is not writable by this process"
+    return None

@@ -36,6 +36,7 @@ __all__ = [
     "CancelRefused",
     "DeleteRefused",
     "ImageRefused",
+    "MediaUnavailable",
     "ModelUnavailable",
     "NoModelVersion",
     "RetrainRefused",
@@ -99,11 +100,13 @@ def capture_create(*, owner: User, image: UploadedFile, source: Capture.Source =
 
     folder = f"captures/{owner.pk}"
     name = uuid.uuid4().hex
-    image_name = default_storage.save(f"{folder}/{name}.jpg", ContentFile(images.encode_jpeg(picture)))
-    stored = [image_name]
+    # The files are written before the rows are committed, and removed again if the rows are not: no row
+    # ever lacks its file. A process killed in between leaves files no row points to (remove_orphan_files).
+    stored = []
     try:
+        stored.append(_media_save(f"{folder}/{name}.jpg", images.encode_jpeg(picture)))
         thumbnail_bytes = images.encode_jpeg(images.thumbnail(picture), quality=images.THUMBNAIL_JPEG_QUALITY)
-        stored.append(default_storage.save(f"{folder}/{name}-thumbnail.jpg", ContentFile(thumbnail_bytes)))
+        stored.append(_media_save(f"{folder}/{name}-thumbnail.jpg", thumbnail_bytes))
         now = timezone.now()
         with transaction.atomic():
             capture = Capture.objects.create(
@@ -122,8 +125,7 @@ def capture_create(*, owner: User, image: UploadedFile, source: Capture.Source =
                 for number, (found, scores) in enumerate(zip(finding.faces, probabilities, strict=True), start=1)
             )
     except BaseException:
-        for stored_name in stored:
-            default_storage.delete(stored_name)
+        _media_remove(stored)
         raise
     return capture
 
@@ -158,17 +160,63 @@ def _face(
 
 
 def capture_delete(*, capture: Capture) -> None:
-    """Delete the capture, its faces and, once that is committed, its files."""
+    """Delete the capture, its faces and, once that is committed, its files.
+
+    In that order, so that no row ever lacks its file: should removing a file fail after the commit, the file
+    is left with no row pointing to it, which `manage.py remove_orphan_files` finds. A folder the files cannot
+    be removed from is found before anything is deleted: MediaUnavailable, and the capture stays as it was.
+    """
     names = [name for name in (capture.image.name, capture.thumbnail.name) if name]
+    _media_check_removable(names, refusal=MediaUnavailable.DELETE)
     capture.delete()
-    transaction.on_commit(lambda: [default_storage.delete(name) for name in names])
+    transaction.on_commit(lambda: _media_remove(names))
 
 
 def user_delete(*, user: User) -> None:
     """Delete the user with their captures and faces and, once that is committed, the captures' files."""
     names = [name for pair in user.captures.values_list("image", "thumbnail") for name in pair if name]
     user.delete()
-    transaction.on_commit(lambda: [default_storage.delete(name) for name in names])
+    transaction.on_commit(lambda: _media_remove(names))
+
+
+class MediaUnavailable(Exception):
+    """Files cannot be written to or removed from the media folder right now, so nothing was changed.
+
+    The message is for the person; the log names the folder and the error.
+    """
+
+    UPLOAD = (
+        "Photos cannot be stored right now (the server's media folder is not writable); nothing was stored. "
+        "Try again later."
+    )
+    DELETE = (
+        "The capture cannot be deleted right now (the server's media folder is not writable); it is kept as it "
+        "was. Try again later."
+    )
+
+
+def _media_save(name: str, content: bytes) -> str:
+    try:
+        return default_storage.save(name, ContentFile(content))
+    except OSError as error:
+        logger.error("Cannot write %s in the media folder: %s", name, error)
+        raise MediaUnavailable(MediaUnavailable.UPLOAD) from error
+
+
+def _media_check_removable(names: list[str], *, refusal: str) -> None:
+    for name in names:
+        if (problem := selectors.media_problem(name)) is not None:
+            logger.error("Cannot remove %s from the media folder: %s", name, problem)
+            raise MediaUnavailable(refusal)
+
+
+def _media_remove(names: list[str]) -> None:
+    """Remove these files; one that cannot be removed is logged and left for remove_orphan_files."""
+    for name in names:
+        try:
+            default_storage.delete(name)
+        except OSError as error:
+            logger.error("Cannot remove %s from the media folder (left as an orphan file): %s", name, error)
 
 
 def face_review(*, face: Face, reviewer: User, true_label: Expression | str | None) -> Face:

@@ -66,6 +66,9 @@ def capture_new(request: HttpRequest) -> HttpResponse:
         except services.ModelUnavailable:
             form.add_error(None, "The expression model is not available right now; an administrator has been told.")
             status = 503
+        except services.MediaUnavailable as error:
+            form.add_error(None, str(error))
+            status = 503
         else:
             return redirect("classifier:capture_detail", capture_id=capture.pk)
     elif request.method == "POST":
@@ -110,11 +113,17 @@ def capture_delete(request: HttpRequest, capture_id: int) -> HttpResponse:
     capture = selectors.capture_detail(user=request.user, capture_id=capture_id)
     if capture is None:
         raise Http404("No such capture.")
+    status = 200
     if request.method == "POST":
-        services.capture_delete(capture=capture)
-        messages.success(request, "The capture and its image were deleted.")
-        return redirect("classifier:capture_list")
-    return render(request, "classifier/capture_delete.html", {"capture": capture})
+        try:
+            services.capture_delete(capture=capture)
+        except services.MediaUnavailable as error:
+            messages.error(request, str(error))
+            status = 503
+        else:
+            messages.success(request, "The capture and its image were deleted.")
+            return redirect("classifier:capture_list")
+    return render(request, "classifier/capture_delete.html", {"capture": capture}, status=status)
 
 
 @login_required

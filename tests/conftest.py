@@ -1,5 +1,9 @@
 """Fixtures shared by the site's tests: users, a real tiny model version, private media in a temporary folder."""
 
+import ctypes
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -88,3 +92,46 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
     from django.conf import settings
 
     settings.DATABASES["default"]["TEST"]["NAME"] = str(tmp_path_factory.mktemp("database") / "test.sqlite3")
+
+
+# Linux capabilities that let root write, search and unlink where a folder's mode says no.
+_CAPABILITIES_OVER_FILE_MODES = (1, 2, 3)  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER
+
+
+@contextmanager
+def unwritable(folder: Path) -> Iterator[Path]:
+    """`folder` read-only to this thread, as a deployment's mistake leaves it (a volume mounted for another
+    user, a read-only mount): its mode is r-x; run as root (a container), this thread also lays down the
+    capabilities that let root ignore the mode, taking them up again after."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mode = folder.stat().st_mode
+    folder.chmod(0o555)
+    dropped = os.geteuid() == 0 and _set_effective_capabilities(drop=_CAPABILITIES_OVER_FILE_MODES)
+    try:
+        yield folder
+    finally:
+        if dropped:
+            _set_effective_capabilities(drop=())
+        folder.chmod(mode)
+
+
+def _set_effective_capabilities(*, drop: tuple[int, ...]) -> bool:
+    """This thread's effective capabilities: all it is permitted, less `drop` (capset(2), version 3)."""
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    header, data = Header(0x20080522, 0), (Data * 2)()
+    if libc.capget(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capget failed")
+    for part in data:
+        part.effective = part.permitted
+    for capability in drop:
+        data[capability // 32].effective &= ~(1 << (capability % 32))
+    if libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")
+    return True

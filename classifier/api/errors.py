@@ -41,6 +41,8 @@ def as_api_exception(exc: Exception) -> Exception:
         return PayloadTooLarge(exc.message) if exc.too_large else ValidationError({"image": [exc.message]})
     if isinstance(exc, services.ActivationRefused | services.RetrainRefused | services.CancelRefused):
         return Conflict(str(exc))
+    if isinstance(exc, services.MediaUnavailable):
+        return ServiceUnavailable(str(exc))
     if isinstance(exc, services.ModelUnavailable):
         # Its message names server paths: those are for the log and the admin.
         return ServiceUnavailable("The expression model is not available right now.")

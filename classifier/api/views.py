@@ -34,7 +34,9 @@ from classifier.images import refuse_a_declared_oversized_upload
 UPLOAD_REFUSALS = {
     400: OpenApiResponse(description="not an image, or a damaged one"),
     413: OpenApiResponse(description="larger than EMOTIONSITE_MAX_UPLOAD_BYTES or EMOTIONSITE_MAX_PIXELS"),
-    503: OpenApiResponse(description="no model version can predict"),
+    503: OpenApiResponse(
+        description="no model version can predict, or (captures only) the media folder cannot be written"
+    ),
 }
 
 
@@ -46,6 +48,12 @@ UPLOAD_REFUSALS = {
             201: CaptureSerializer,
             **UPLOAD_REFUSALS,
         },
+    ),
+    destroy=extend_schema(
+        responses={
+            204: None,
+            503: OpenApiResponse(description="the media folder cannot be written: the capture is kept as it was"),
+        }
     ),
 )
 class CaptureViewSet(
