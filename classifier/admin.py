@@ -29,6 +29,24 @@ def _thumbnail(capture_id: int, size: int = 64) -> str:
     return format_html('<img src="{}" alt="" style="max-width:{}px;max-height:{}px">', url, size, size)
 
 
+class _SaysWhenFilesCannotBeRemoved:
+    """A delete (the page or the action) whose files cannot be removed says why and deletes nothing more."""
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context=None) -> HttpResponse:
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except services.MediaUnavailable as refusal:
+            self.message_user(request, str(refusal), messages.ERROR)
+            return redirect(request.path)
+
+    def response_action(self, request: HttpRequest, queryset: QuerySet, **options) -> HttpResponse | None:
+        try:
+            return super().response_action(request, queryset, **options)
+        except services.MediaUnavailable as refusal:
+            self.message_user(request, str(refusal), messages.ERROR)
+            return redirect(request.get_full_path())
+
+
 class FaceInline(admin.TabularInline):
     model = Face
     extra = 0
@@ -41,7 +59,7 @@ class FaceInline(admin.TabularInline):
 
 
 @admin.register(Capture)
-class CaptureAdmin(admin.ModelAdmin):
+class CaptureAdmin(_SaysWhenFilesCannotBeRemoved, admin.ModelAdmin):
     list_display = [
         "id",
         "thumbnail_image",
@@ -346,7 +364,7 @@ class TrainingJobAdmin(admin.ModelAdmin):
 # Here rather than in accounts/: deleting an account deletes its captures' files, which is the
 # product's business, and accounts/ imports nothing from the product.
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(_SaysWhenFilesCannotBeRemoved, DjangoUserAdmin):
     def delete_model(self, request: HttpRequest, obj: User) -> None:
         services.user_delete(user=obj)
 

@@ -98,7 +98,7 @@ def capture_create(*, owner: User, image: UploadedFile, source: Capture.Source =
         prediction.probabilities,
     )
 
-    folder = f"captures/{owner.pk}"
+    folder = _capture_folder(owner)
     name = uuid.uuid4().hex
     # The files are written before the rows are committed, and removed again if the rows are not: no row
     # ever lacks its file. A process killed in between leaves files no row points to (remove_orphan_files).
@@ -173,10 +173,27 @@ def capture_delete(*, capture: Capture) -> None:
 
 
 def user_delete(*, user: User) -> None:
-    """Delete the user with their captures and faces and, once that is committed, the captures' files."""
-    names = [name for pair in user.captures.values_list("image", "thumbnail") for name in pair if name]
-    user.delete()
-    transaction.on_commit(lambda: _media_remove(names))
+    """Delete the user with their captures and faces and, once that is committed, every file of theirs.
+
+    The user's row is locked before their captures are read, in the transaction that deletes them: an upload
+    of theirs that commits first is deleted with the rest (PostgreSQL: the lock waits for it; SQLite: the
+    transaction holds the write lock from its start), and one that commits after is refused (its owner is
+    gone) and removes its own files. After the commit their folder is emptied as well, of files that no
+    row named (an upload still on its way, or one whose process was killed), and removed.
+    Raises MediaUnavailable, and deletes nothing, when their files cannot be removed.
+    """
+    with transaction.atomic():
+        User.objects.select_for_update().filter(pk=user.pk).exists()  # the lock; the answer is not needed
+        names = [name for pair in user.captures.values_list("image", "thumbnail") for name in pair if name]
+        _media_check_removable(names, refusal=MediaUnavailable.DELETE_ACCOUNT)
+        folder = _capture_folder(user)
+        user.delete()
+        transaction.on_commit(lambda: _media_remove([*names, *_media_files(folder), folder]))
+
+
+def _capture_folder(owner: User) -> str:
+    """Where an owner's captures are stored: theirs alone (ids are never reused)."""
+    return f"captures/{owner.pk}"
 
 
 class MediaUnavailable(Exception):
@@ -193,6 +210,10 @@ class MediaUnavailable(Exception):
         "The capture cannot be deleted right now (the server's media folder is not writable); it is kept as it "
         "was. Try again later."
     )
+    DELETE_ACCOUNT = (
+        "The account cannot be deleted right now (the server's media folder is not writable); it is kept as it "
+        "was. Try again later."
+    )
 
 
 def _media_save(name: str, content: bytes) -> str:
@@ -204,10 +225,22 @@ def _media_save(name: str, content: bytes) -> str:
 
 
 def _media_check_removable(names: list[str], *, refusal: str) -> None:
-    for name in names:
+    one_per_folder = {os.path.dirname(name): name for name in names}.values()
+    for name in one_per_folder:
         if (problem := selectors.media_problem(name)) is not None:
             logger.error("Cannot remove %s from the media folder: %s", name, problem)
             raise MediaUnavailable(refusal)
+
+
+def _media_files(folder: str) -> list[str]:
+    """Every file under `folder` in the media storage; none when it does not exist."""
+    try:
+        folders, files = default_storage.listdir(folder)
+    except FileNotFoundError:
+        return []
+    return [f"{folder}/{name}" for name in files] + [
+        name for subfolder in folders for name in _media_files(f"{folder}/{subfolder}")
+    ]
 
 
 def _media_remove(names: list[str]) -> None:

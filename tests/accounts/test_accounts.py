@@ -6,7 +6,9 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import User
+from classifier.models import Capture
 from tests.classifier.corpus import make_capture, nothing_stored, stored_files
+from tests.conftest import unwritable
 
 PASSWORD = "correct horse battery staple"
 
@@ -111,3 +113,24 @@ def test_a_visitor_sees_what_the_site_is_and_where_to_start(client) -> None:
     text = page.content.decode()
     assert "finds every face" in text and 'href="/accounts/signup/"' in text and "img/screenshot" in text
     assert finders.find("img/screenshot.png") is not None
+
+
+def test_an_account_whose_files_cannot_be_removed_is_kept_and_the_admin_says_why(
+    staff_user, user, model_version, media_dir, run_on_commit
+):
+    capture = make_capture(user)
+    admin = Client()
+    admin.force_login(staff_user)
+
+    with unwritable(media_dir / "captures" / str(user.pk)), run_on_commit():
+        page = admin.post(reverse("admin:accounts_user_delete", args=[user.pk]), {"post": "yes"}, follow=True)
+        action = admin.post(
+            reverse("admin:accounts_user_changelist"),
+            {"action": "delete_selected", "_selected_action": [user.pk], "post": "yes"},
+            follow=True,
+        )
+
+    for response in (page, action):
+        assert "The account cannot be deleted right now" in response.content.decode()
+    assert User.objects.filter(pk=user.pk).exists() and Capture.objects.filter(pk=capture.pk).exists()
+    assert len(stored_files(media_dir)) == 2

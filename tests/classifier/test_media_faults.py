@@ -1,10 +1,17 @@
 """Files and rows stay together: an unwritable media folder is a clear 503 that loses nothing."""
 
+import threading
+import time
+
+import pytest
+from django.db import connection
 from django.urls import reverse
 
+from accounts.models import User
+from classifier import services
 from classifier.models import Capture
 from tests.classifier.corpus import face_photo_bytes, make_capture, nothing_stored, stored_files, upload
-from tests.conftest import unwritable
+from tests.conftest import make_user, unwritable
 
 CAPTURES = "/api/v1/captures/"
 
@@ -46,3 +53,46 @@ def test_a_delete_whose_files_cannot_be_removed_keeps_the_capture_and_says_503(
     with run_on_commit():
         assert api.delete(f"{CAPTURES}{first.pk}/").status_code == 204
     assert not Capture.objects.filter(pk=first.pk).exists() and len(stored_files(media_dir)) == 2
+
+
+@pytest.mark.django_db(transaction=True)  # two threads, each with its own connection: real commits
+def test_an_upload_that_commits_while_its_account_is_deleted_leaves_no_file(settings, tiny_models_dir, media_dir):
+    """A real upload, held inside its transaction until the deletion has begun, then let go to commit."""
+    settings.EMOTIONSITE_MODEL_DIR = tiny_models_dir
+    services.model_versions_register()
+    owner = make_user("ada")
+    make_capture(owner)
+    inserted, go_on = threading.Event(), threading.Event()
+
+    def hold_before_commit(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if sql.startswith('INSERT INTO "classifier_face"'):
+            inserted.set()
+            go_on.wait(30)
+        return result
+
+    def upload_in_flight() -> None:
+        try:
+            with connection.execute_wrapper(hold_before_commit):
+                make_capture(owner)
+        finally:
+            connection.close()
+
+    def delete_the_account() -> None:
+        try:
+            services.user_delete(user=User.objects.get(pk=owner.pk))
+        finally:
+            connection.close()
+
+    uploading = threading.Thread(target=upload_in_flight)
+    uploading.start()
+    assert inserted.wait(30), "the upload never reached its commit"
+    deleting = threading.Thread(target=delete_the_account)
+    deleting.start()
+    time.sleep(0.5)  # the deletion has begun, and waits for the upload's write lock
+    go_on.set()
+    uploading.join(30)
+    deleting.join(30)
+
+    assert not User.objects.filter(pk=owner.pk).exists() and not Capture.objects.exists()
+    assert stored_files(media_dir) == [] and not (media_dir / "captures" / str(owner.pk)).exists()
