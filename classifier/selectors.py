@@ -3,7 +3,7 @@
 import os
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -290,3 +290,46 @@ def media_problem(name: str = "") -> str | None:
     if not os.access(folder, os.W_OK | os.X_OK, effective_ids=True):
         return f"{folder} is not writable by this process"
     return None
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    name: str
+    size: int
+    modified: datetime
+
+
+@dataclass(frozen=True)
+class OrphanFiles:
+    """The media folder's files that no capture points to, older than the minimum age; and how many were
+    younger (left alone: an upload writes its files before its rows are committed) or looked at in all."""
+
+    orphans: list[MediaFile]
+    recent: int
+    checked: int
+
+
+def orphan_media_files(*, min_age: timedelta) -> OrphanFiles:
+    """Every file in the media storage that no capture's image or thumbnail names and that is older than
+    `min_age`. The files are listed before the names are read, so a capture committed meanwhile is known."""
+    files = [
+        MediaFile(name, default_storage.size(name), default_storage.get_modified_time(name))
+        for name in media_file_names("")
+    ]
+    named = {name for pair in Capture.objects.values_list("image", "thumbnail").iterator() for name in pair}
+    cutoff = timezone.now() - min_age
+    unnamed = [file for file in files if file.name not in named]
+    orphans = [file for file in unnamed if file.modified < cutoff]
+    return OrphanFiles(orphans=orphans, recent=len(unnamed) - len(orphans), checked=len(files))
+
+
+def media_file_names(folder: str) -> list[str]:
+    """Every file under `folder` of the media storage, by name; none when it does not exist."""
+    try:
+        folders, files = default_storage.listdir(folder)
+    except FileNotFoundError:
+        return []
+    prefix = f"{folder}/" if folder else ""
+    return [prefix + name for name in sorted(files)] + [
+        name for subfolder in sorted(folders) for name in media_file_names(prefix + subfolder)
+    ]

@@ -125,7 +125,7 @@ def capture_create(*, owner: User, image: UploadedFile, source: Capture.Source =
                 for number, (found, scores) in enumerate(zip(finding.faces, probabilities, strict=True), start=1)
             )
     except BaseException:
-        _media_remove(stored)
+        media_files_remove(stored)
         raise
     return capture
 
@@ -169,7 +169,7 @@ def capture_delete(*, capture: Capture) -> None:
     names = [name for name in (capture.image.name, capture.thumbnail.name) if name]
     _media_check_removable(names, refusal=MediaUnavailable.DELETE)
     capture.delete()
-    transaction.on_commit(lambda: _media_remove(names))
+    transaction.on_commit(lambda: media_files_remove(names))
 
 
 def user_delete(*, user: User) -> None:
@@ -188,7 +188,7 @@ def user_delete(*, user: User) -> None:
         _media_check_removable(names, refusal=MediaUnavailable.DELETE_ACCOUNT)
         folder = _capture_folder(user)
         user.delete()
-        transaction.on_commit(lambda: _media_remove([*names, *_media_files(folder), folder]))
+        transaction.on_commit(lambda: media_files_remove([*names, *selectors.media_file_names(folder), folder]))
 
 
 def _capture_folder(owner: User) -> str:
@@ -232,19 +232,9 @@ def _media_check_removable(names: list[str], *, refusal: str) -> None:
             raise MediaUnavailable(refusal)
 
 
-def _media_files(folder: str) -> list[str]:
-    """Every file under `folder` in the media storage; none when it does not exist."""
-    try:
-        folders, files = default_storage.listdir(folder)
-    except FileNotFoundError:
-        return []
-    return [f"{folder}/{name}" for name in files] + [
-        name for subfolder in folders for name in _media_files(f"{folder}/{subfolder}")
-    ]
-
-
-def _media_remove(names: list[str]) -> None:
-    """Remove these files; one that cannot be removed is logged and left for remove_orphan_files."""
+def media_files_remove(names: list[str]) -> None:
+    """Remove these files of the media storage; one that cannot be removed is logged and left (an orphan file
+    for `manage.py remove_orphan_files` to find later)."""
     for name in names:
         try:
             default_storage.delete(name)

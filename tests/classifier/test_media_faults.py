@@ -1,11 +1,17 @@
 """Files and rows stay together: an unwritable media folder is a clear 503 that loses nothing."""
 
+import os
 import threading
 import time
+from datetime import timedelta
+from io import StringIO
+from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import User
 from classifier import services
@@ -96,3 +102,51 @@ def test_an_upload_that_commits_while_its_account_is_deleted_leaves_no_file(sett
 
     assert not User.objects.filter(pk=owner.pk).exists() and not Capture.objects.exists()
     assert stored_files(media_dir) == [] and not (media_dir / "captures" / str(owner.pk)).exists()
+
+
+def orphan(media_dir: Path, name: str, *, age: timedelta) -> Path:
+    """A file no row points to, written `age` ago (as a killed upload leaves one)."""
+    path = media_dir / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(face_photo_bytes())
+    when = (timezone.now() - age).timestamp()
+    os.utime(path, (when, when))
+    return path
+
+
+def remove_orphan_files(*arguments: str) -> str:
+    out = StringIO()
+    call_command("remove_orphan_files", *arguments, stdout=out)
+    return out.getvalue()
+
+
+def test_orphan_files_are_found_in_a_dry_run_and_removed_with_delete(user, other_user, model_version, media_dir):
+    kept = [make_capture(user), make_capture(other_user)]
+    stored = sorted(stored_files(media_dir))
+    left_by_a_kill = orphan(media_dir, f"captures/{user.pk}/0123abcd.jpg", age=timedelta(hours=3))
+    of_a_deleted_account = orphan(media_dir, "captures/999/4567cdef-thumbnail.jpg", age=timedelta(days=2))
+    on_its_way = orphan(media_dir, f"captures/{user.pk}/89abef01.jpg", age=timedelta(seconds=5))
+
+    report = remove_orphan_files()
+    assert f"captures/{user.pk}/0123abcd.jpg" in report and "captures/999/4567cdef-thumbnail.jpg" in report
+    assert "89abef01" not in report
+    assert "2 orphan files" in report and "1 file newer than 1 h was left" in report
+    assert "Dry run: nothing was removed; run with --delete to remove them." in report
+    assert left_by_a_kill.exists() and of_a_deleted_account.exists()
+
+    report = remove_orphan_files("--delete")
+    assert "Removed 2 orphan files" in report
+    assert not left_by_a_kill.exists() and not of_a_deleted_account.exists() and on_its_way.exists()
+    assert sorted(stored_files(media_dir)) == sorted([*stored, on_its_way])
+    for capture in kept:
+        assert capture.image.storage.exists(capture.image.name) and capture.thumbnail.storage.exists(
+            capture.thumbnail.name
+        )
+
+    # A shorter minimum age takes the recent one too; the captures' files are never touched.
+    assert "Removed 1 orphan file " in remove_orphan_files("--delete", "--min-age", "1")
+    assert sorted(stored_files(media_dir)) == stored
+
+
+def test_no_orphan_files_says_so(db, media_dir):
+    assert "No orphan files" in remove_orphan_files()
