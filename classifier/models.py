@@ -165,6 +165,33 @@ class Face(models.Model):
         return (self.box_x, self.box_y, self.box_width, self.box_height)
 
 
+# How long an Idempotency-Key on POST /api/v1/captures/ keeps the capture it made: a retry within it gets that
+# capture back. Stated in the README and the API schema.
+IDEMPOTENCY_KEY_HOURS = 24
+IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=IDEMPOTENCY_KEY_HOURS)
+
+
+class CaptureIdempotencyKey(models.Model):
+    """A client's Idempotency-Key on a capture upload, and the capture it made: a retry with the same key (by the
+    same user, within IDEMPOTENCY_KEY_LIFETIME) gets that capture instead of storing the photo twice."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    # SHA-256 of the request's image and source: the same key with another request is refused, not answered.
+    request_sha256 = models.CharField(max_length=64)
+    capture = models.ForeignKey(Capture, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            # What makes two requests at once with one key store one capture: the second's insert fails.
+            models.UniqueConstraint(fields=["owner", "key"], name="one_capture_per_idempotency_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Idempotency-Key {self.key!r} of {self.owner}"
+
+
 # A job queued this long most likely has no worker to run it.
 QUEUED_HINT_AFTER = timedelta(minutes=1)
 

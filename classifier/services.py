@@ -1,5 +1,6 @@
 """Every write of the product: captures, reviews, model versions. Pages, API, admin and commands call these."""
 
+import hashlib
 import logging
 import os
 import shutil
@@ -23,7 +24,17 @@ from accounts.models import User
 from classifier import images, inference, selectors
 from classifier.images import ImageRefused
 from classifier.inference import ModelUnavailable
-from classifier.models import Capture, Expression, Face, ModelActivation, ModelVersion, TrainingJob
+from classifier.models import (
+    IDEMPOTENCY_KEY_HOURS,
+    IDEMPOTENCY_KEY_LIFETIME,
+    Capture,
+    CaptureIdempotencyKey,
+    Expression,
+    Face,
+    ModelActivation,
+    ModelVersion,
+    TrainingJob,
+)
 from ml.faces import FaceFinding, FoundFace, find_faces
 from ml.labels import EXPRESSIONS
 from ml.model_folder import METADATA_FILE, ModelFolderError, read_metadata
@@ -35,6 +46,7 @@ __all__ = [
     "ActivationRefused",
     "CancelRefused",
     "DeleteRefused",
+    "IdempotencyKeyReused",
     "ImageRefused",
     "MediaUnavailable",
     "ModelUnavailable",
@@ -87,10 +99,79 @@ def image_predict(*, image: UploadedFile) -> ImagePrediction:
     return ImagePrediction(picture, model_version, finding, probabilities)
 
 
-def capture_create(*, owner: User, image: UploadedFile, source: Capture.Source = Capture.Source.UPLOAD) -> Capture:
+def capture_create(
+    *,
+    owner: User,
+    image: UploadedFile,
+    source: Capture.Source = Capture.Source.UPLOAD,
+    idempotency_key: str | None = None,
+) -> Capture:
     """Read the image as `image_predict` does and store it all: the image, its faces, their predictions;
-    or refuse and store nothing. Raises what `image_predict` raises."""
-    prediction = image_predict(image=image)
+    or refuse and store nothing. Raises what `image_predict` raises.
+
+    With an `idempotency_key` (the API's Idempotency-Key header), the same request again by the same owner
+    within IDEMPOTENCY_KEY_LIFETIME gets the capture the first one made, even when both come at once (the
+    database keeps one: the other's rows and files are dropped); another request under that key raises
+    IdempotencyKeyReused.
+    """
+    keyed = _KeyedRequest(owner, idempotency_key, image, source) if idempotency_key is not None else None
+    if keyed is not None and (earlier := keyed.earlier_capture()) is not None:
+        return earlier
+    try:
+        return _capture_store(owner, image_predict(image=image), source, keyed)
+    except IntegrityError:
+        # A request with the same key committed first.
+        if keyed is None or (earlier := keyed.earlier_capture()) is None:
+            raise
+        return earlier
+
+
+class IdempotencyKeyReused(Exception):
+    """An Idempotency-Key already used for another request (another image or source) by the same user."""
+
+
+class _KeyedRequest:
+    """A capture request under an Idempotency-Key: the capture that key made, and a record of the one made now."""
+
+    def __init__(self, owner: User, key: str, image: UploadedFile, source: str):
+        self.owner, self.key = owner, key
+        digest = hashlib.sha256(source.encode() + b"\0")
+        for chunk in image.chunks():
+            digest.update(chunk)
+        image.seek(0)
+        self.request_sha256 = digest.hexdigest()
+
+    def earlier_capture(self) -> Capture | None:
+        """The capture this key made within its lifetime; IdempotencyKeyReused if it was for another request."""
+        cutoff = timezone.now() - IDEMPOTENCY_KEY_LIFETIME
+        used = (
+            CaptureIdempotencyKey.objects.select_related("capture")
+            .filter(owner=self.owner, key=self.key, created_at__gte=cutoff)
+            .first()
+        )
+        if used is None:
+            return None
+        if used.request_sha256 != self.request_sha256:
+            raise IdempotencyKeyReused(
+                f"This Idempotency-Key was used for another request (another image or source) in the last "
+                f"{IDEMPOTENCY_KEY_HOURS} hours: send a new key with a new request."
+            )
+        return used.capture
+
+    def record(self, capture: Capture) -> None:
+        """In the capture's transaction: IntegrityError when a request with this key committed first."""
+        expired = CaptureIdempotencyKey.objects.filter(
+            owner=self.owner, created_at__lt=timezone.now() - IDEMPOTENCY_KEY_LIFETIME
+        )
+        expired.delete()
+        CaptureIdempotencyKey.objects.create(
+            owner=self.owner, key=self.key, request_sha256=self.request_sha256, capture=capture
+        )
+
+
+def _capture_store(
+    owner: User, prediction: ImagePrediction, source: Capture.Source, keyed: _KeyedRequest | None
+) -> Capture:
     picture, model_version, finding, probabilities = (
         prediction.picture,
         prediction.model_version,
@@ -124,6 +205,8 @@ def capture_create(*, owner: User, image: UploadedFile, source: Capture.Source =
                 _face(capture, model_version, number, found, scores, now)
                 for number, (found, scores) in enumerate(zip(finding.faces, probabilities, strict=True), start=1)
             )
+            if keyed is not None:
+                keyed.record(capture)
     except BaseException:
         media_files_remove(stored)
         raise

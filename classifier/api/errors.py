@@ -22,6 +22,12 @@ class Conflict(APIException):
     default_code = "conflict"
 
 
+class UnprocessableContent(APIException):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_detail = "The request cannot be processed as it stands."
+    default_code = "unprocessable"
+
+
 class ServiceUnavailable(APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "The service is unavailable right now."
@@ -41,6 +47,8 @@ def as_api_exception(exc: Exception) -> Exception:
         return PayloadTooLarge(exc.message) if exc.too_large else ValidationError({"image": [exc.message]})
     if isinstance(exc, services.ActivationRefused | services.RetrainRefused | services.CancelRefused):
         return Conflict(str(exc))
+    if isinstance(exc, services.IdempotencyKeyReused):
+        return UnprocessableContent(str(exc))
     if isinstance(exc, services.MediaUnavailable):
         return ServiceUnavailable(str(exc))
     if isinstance(exc, services.ModelUnavailable):

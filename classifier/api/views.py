@@ -2,10 +2,10 @@
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, mixins, permissions, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import ParseError, PermissionDenied
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -29,6 +29,9 @@ from classifier.api.serializers import (
     TrainingJobSerializer,
 )
 from classifier.images import refuse_a_declared_oversized_upload
+from classifier.models import IDEMPOTENCY_KEY_HOURS
+
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 
 # What the two doors that read an image answer when they refuse it, for the schema.
 UPLOAD_REFUSALS = {
@@ -44,9 +47,23 @@ UPLOAD_REFUSALS = {
     list=extend_schema(parameters=[CaptureFilterSerializer]),
     create=extend_schema(
         request={"multipart/form-data": CaptureCreateSerializer},
+        parameters=[
+            OpenApiParameter(
+                IDEMPOTENCY_KEY_HEADER,
+                location=OpenApiParameter.HEADER,
+                required=False,
+                description=(
+                    "Any 1 to 255 visible ASCII characters, new for each new upload (a UUID will do). A retry with "
+                    f"the same key by the same user within {IDEMPOTENCY_KEY_HOURS} hours gets the capture the "
+                    "first request made (201, the same id) and stores nothing more; another image or source "
+                    "under that key is a 422."
+                ),
+            )
+        ],
         responses={
             201: CaptureSerializer,
             **UPLOAD_REFUSALS,
+            422: OpenApiResponse(description="the Idempotency-Key was used for another request"),
         },
     ),
     destroy=extend_schema(
@@ -77,9 +94,12 @@ class CaptureViewSet(
         refuse_a_declared_oversized_upload(
             request.META.get("CONTENT_LENGTH"), max_bytes=settings.EMOTIONSITE_MAX_UPLOAD_BYTES
         )
+        key = request.headers.get(IDEMPOTENCY_KEY_HEADER)
+        if key is not None and not (1 <= len(key) <= 255 and key.isascii() and key.isprintable()):
+            raise ParseError(f"{IDEMPOTENCY_KEY_HEADER} must be 1 to 255 visible ASCII characters.")
         upload = CaptureCreateSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
-        capture = services.capture_create(owner=request.user, **upload.validated_data)
+        capture = services.capture_create(owner=request.user, idempotency_key=key, **upload.validated_data)
         capture = selectors.capture_detail(user=request.user, capture_id=capture.pk)
         return Response(self.get_serializer(capture).data, status=status.HTTP_201_CREATED)
 
