@@ -656,7 +656,9 @@ def retrain_request(
 
 
 def training_job_cancel(*, job: TrainingJob) -> TrainingJob:
-    """Cancel a queued job at once; ask a running one to stop (it does within a second or two)."""
+    """Cancel a queued job at once; ask a running one to stop (it does within a second or two). A running job
+    whose worker stopped has failed: it is marked so (the stale rule), and the cancel refused."""
+    training_jobs_fail_stale()
     if TrainingJob.objects.filter(pk=job.pk, state=TrainingJob.State.QUEUED).update(
         state=TrainingJob.State.CANCELLED, cancel_requested=True, finished_at=timezone.now()
     ):

@@ -218,6 +218,29 @@ def test_a_job_whose_worker_stopped_reads_as_failed_without_a_write(tiny_active,
     assert TrainingJob.objects.get(pk=job.pk).state == "failed"
 
 
+def test_the_job_endpoint_applies_the_stale_rule_to_a_job_and_its_cancel(
+    tiny_active, staff_client, staff_api, staff_user
+):
+    reviewed_faces(staff_user, 60)
+    job = services.retrain_request(requested_by=staff_user)
+    silent_since = timezone.now() - timedelta(seconds=settings.EMOTIONSITE_RETRAIN.stale_seconds + 60)
+    TrainingJob.objects.filter(pk=job.pk).update(state="running", started_at=silent_since, heartbeat_at=silent_since)
+
+    shown = staff_api.get(f"/api/v1/training-jobs/{job.pk}/").json()
+    assert (shown["state"], shown["state_display"], shown["progress_summary"]) == ("failed", "Failed", "")
+    assert shown["error"].startswith("The worker stopped: no sign of life since")
+    assert TrainingJob.objects.get(pk=job.pk).state == "running"  # a GET writes nothing
+
+    # Its worker is gone, so nobody would stop it: a cancel says it has failed, and writes that down.
+    cancel = staff_api.post(f"/api/v1/training-jobs/{job.pk}/cancel/")
+    assert cancel.status_code == 409 and cancel.json() == {"detail": f"Training job {job.pk} has already failed."}
+    page = staff_client.post(f"/staff/training/jobs/{job.pk}/cancel/", follow=True).content.decode()
+    assert f"Training job {job.pk} has already failed." in page
+    stored = TrainingJob.objects.get(pk=job.pk)
+    assert (stored.state, stored.cancel_requested) == ("failed", False)
+    assert stored.error.startswith("The worker stopped: no sign of life since")
+
+
 def test_activate_asks_first_and_retrain_waits_for_the_running_job(
     tiny_active, earlier_version, staff_client, staff_user
 ):
