@@ -10,6 +10,7 @@ name, immutable, and get its row: active when the gate (`ml.promotion`) passes i
 held-out reviews and, at 95% confidence, not worse than the active version by more than the margins),
 rejected otherwise, with the numbers either way. A worker killed on the way leaves only
 the hidden folder, which `services.training_jobs_fail_stale` removes when it marks the job failed.
+A worker told to stop (SIGTERM, SIGINT) fails its job at once, saying so, removes the folder and exits.
 
 Paddle is imported inside the worker's functions only: the web processes that request jobs never need it.
 """
@@ -17,8 +18,11 @@ Paddle is imported inside the worker's functions only: the web processes that re
 import logging
 import os
 import shutil
+import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -108,6 +112,72 @@ class _Heartbeat(threading.Thread):
             connection.close()  # this thread's own connection
 
 
+class WorkerStopping(BaseException):
+    """SIGTERM or SIGINT reached the worker while it ran a job. A BaseException, as KeyboardInterrupt is, so
+    that no `except Exception` on the way takes it for the job's own failure."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _StopOnSignal:
+    """While a job runs (in the worker's main thread), SIGTERM or SIGINT stops it at once: WorkerStopping.
+
+    Without it db_worker would let the job run to its end, which `docker stop` cuts short 10 s later with
+    SIGKILL (and Paddle, once imported, puts its own SIGTERM handler in the way: the process just dies),
+    leaving the job "running" until stale_seconds. Inside `held()` a signal waits for the block's end, so
+    the version is kept whole with its row, or not at all. Leaving restores the handlers found on entry
+    (db_worker's), and `pass_on` then hands them the signal: the worker exits as it was told.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._holding = False
+        self._previous: dict = {}
+
+    def __enter__(self) -> "_StopOnSignal":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {signum: signal.signal(signum, self._stop) for signum in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+
+    def _stop(self, signum: int, frame) -> None:
+        self.received = signum
+        if not self._holding:
+            raise WorkerStopping(signum)
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+        if self.received is not None:
+            raise WorkerStopping(self.received)
+
+    def pass_on(self) -> None:
+        if self.received is not None:
+            signal.raise_signal(self.received)
+
+
+def _stopped_error(stopping: WorkerStopping, progress: dict) -> str:
+    if progress.get("phase") == "training":
+        where = f"in epoch {progress['epoch']} of {progress['epochs']}"
+    else:
+        where = f"while {progress.get('phase', 'starting')}"
+    return (
+        f"The worker was stopped ({stopping}) {where}. "
+        "Nothing it trained was kept; the active model version is unchanged."
+    )
+
+
 def _running(job_id: int):
     return TrainingJob.objects.filter(pk=job_id, state=TrainingJob.State.RUNNING)
 
@@ -127,12 +197,19 @@ def training_job_run(job_id: int) -> None:
     work_folder = services.training_job_work_folder(job)
     heartbeat = _Heartbeat(job_id)
     heartbeat.start()
+    stop = _StopOnSignal()
     try:
-        _train_and_decide(job, work_folder, _JobChannel(job))
+        with stop:
+            _train_and_decide(job, work_folder, _JobChannel(job), stop)
     except (TrainingStopped, JobCancelled):
         _running(job_id).update(state=TrainingJob.State.CANCELLED, finished_at=timezone.now())
     except JobAbandoned:
         logger.warning("Training job %s was marked failed while it ran; its work is dropped", job_id)
+    except WorkerStopping as stopping:
+        error = _stopped_error(stopping, TrainingJob.objects.get(pk=job_id).progress)
+        # Not if the signal came while the version was being kept, and it was.
+        if _running(job_id).update(state=TrainingJob.State.FAILED, error=error, finished_at=timezone.now()):
+            logger.warning("Training job %s: %s", job_id, error)
     except Exception as error:
         logger.exception("Training job %s failed", job_id)
         _running(job_id).update(
@@ -142,13 +219,14 @@ def training_job_run(job_id: int) -> None:
         heartbeat.stopped.set()
         heartbeat.join()
         shutil.rmtree(work_folder, ignore_errors=True)
+    stop.pass_on()
 
 
 class JobCancelled(Exception):
     """Cancel was asked after training ended, before the version was kept: nothing is kept."""
 
 
-def _train_and_decide(job: TrainingJob, work_folder: Path, channel: _JobChannel) -> None:
+def _train_and_decide(job: TrainingJob, work_folder: Path, channel: _JobChannel, stop: _StopOnSignal) -> None:
     from ml.data import read_fer2013_by_usage
     from ml.export import export_run
     from ml.predictor import Predictor
@@ -229,7 +307,8 @@ def _train_and_decide(job: TrainingJob, work_folder: Path, channel: _JobChannel)
         }
         for record in result.history
     ]
-    _keep(job, folder, metadata, base_version, epochs=epochs)
+    with stop.held():
+        _keep(job, folder, metadata, base_version, epochs=epochs)
     logger.info("Training job %s made %s: %s", job.pk, version, decision)
 
 

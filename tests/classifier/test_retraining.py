@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -225,6 +226,33 @@ def test_a_running_job_stops_when_cancelled_and_keeps_nothing(tiny_active, staff
     assert [path.name for path in Path(settings.EMOTIONSITE_MODEL_DIR).iterdir()] == ["tiny-1"]
 
 
+def start_worker(settings, media_dir: Path) -> subprocess.Popen:
+    """A real `manage.py db_worker` process on this test's database, models and media."""
+    environment = os.environ | {
+        "DATABASE_URL": f"sqlite:///{settings.DATABASES['default']['NAME']}",
+        "EMOTIONSITE_MODEL_DIR": str(settings.EMOTIONSITE_MODEL_DIR),
+        "EMOTIONSITE_MEDIA_DIR": str(media_dir),
+    }
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "db_worker", "--no-reload", "--no-startup-delay", "--interval", "0.2"],
+        cwd=settings.BASE_DIR,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def wait_for_the_second_epoch(job: TrainingJob, worker: subprocess.Popen, settings) -> None:
+    """Until the job trains its second epoch, the first one's checkpoint on disk."""
+    deadline = time.monotonic() + 120
+    while not TrainingJob.objects.get(pk=job.pk).progress.get("epoch", 0) >= 2:
+        assert worker.poll() is None, worker.stderr.read().decode()
+        assert time.monotonic() < deadline, "the worker never got into its second epoch"
+        time.sleep(0.2)
+    work_folder = Path(settings.EMOTIONSITE_MODEL_DIR) / f".training-job-{job.pk}"
+    assert (work_folder / "run" / "state.json").is_file()
+
+
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_killed_worker_fails_its_job_once_stale_and_leaves_the_site_as_it_was(
@@ -237,26 +265,9 @@ def test_a_killed_worker_fails_its_job_once_stale_and_leaves_the_site_as_it_was(
     settings.EMOTIONSITE_RETRAIN = replace(settings.EMOTIONSITE_RETRAIN, epochs=500)  # far longer than the test waits
     job = services.retrain_request(requested_by=staff)  # no atomic block here: committed, and enqueued
 
-    environment = os.environ | {
-        "DATABASE_URL": f"sqlite:///{settings.DATABASES['default']['NAME']}",
-        "EMOTIONSITE_MODEL_DIR": str(settings.EMOTIONSITE_MODEL_DIR),
-        "EMOTIONSITE_MEDIA_DIR": str(media_dir),
-    }
-    worker = subprocess.Popen(
-        [sys.executable, "manage.py", "db_worker", "--no-reload", "--no-startup-delay", "--interval", "0.2"],
-        cwd=settings.BASE_DIR,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    worker = start_worker(settings, media_dir)
     try:
-        deadline = time.monotonic() + 120
-        while not TrainingJob.objects.get(pk=job.pk).progress.get("epoch", 0) >= 2:
-            assert worker.poll() is None, worker.stderr.read().decode()
-            assert time.monotonic() < deadline, "the worker never got into its second epoch"
-            time.sleep(0.2)
-        work_folder = Path(settings.EMOTIONSITE_MODEL_DIR) / f".training-job-{job.pk}"
-        assert (work_folder / "run" / "state.json").is_file()  # an epoch's checkpoint is on disk
+        wait_for_the_second_epoch(job, worker, settings)
     finally:
         worker.kill()
         worker.wait()
@@ -274,6 +285,43 @@ def test_a_killed_worker_fails_its_job_once_stale_and_leaves_the_site_as_it_was(
     assert [path.name for path in Path(settings.EMOTIONSITE_MODEL_DIR).iterdir()] == ["tiny-1"]
     # And the next request may run.
     assert services.retrain_request(requested_by=staff).state == TrainingJob.State.QUEUED
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_told_to_stop_fails_its_job_at_once_and_the_next_job_runs(
+    settings, tmp_path, tiny_models_dir, media_dir
+):
+    """SIGTERM (`docker stop`, systemd, a deploy) to a real `manage.py db_worker` in the middle of training."""
+    tiny = retrain_site(settings, tmp_path, tiny_models_dir)
+    staff = make_user("admin", staff=True)
+    reviewed_faces(staff, 60)
+    settings.EMOTIONSITE_RETRAIN = replace(settings.EMOTIONSITE_RETRAIN, epochs=500)
+    job = services.retrain_request(requested_by=staff)
+
+    worker = start_worker(settings, media_dir)
+    try:
+        wait_for_the_second_epoch(job, worker, settings)
+        worker.send_signal(signal.SIGTERM)
+        # At once: well inside docker stop's 10 s grace, and nowhere near stale_seconds (300 s).
+        assert worker.wait(timeout=10) == 0
+    finally:
+        worker.kill()
+        worker.wait()
+        worker.stderr.close()
+
+    job.refresh_from_db()
+    assert job.state == TrainingJob.State.FAILED and job.finished_at is not None
+    assert job.error.startswith("The worker was stopped (SIGTERM) in epoch ")
+    assert job.error.endswith("Nothing it trained was kept; the active model version is unchanged.")
+    assert selectors.active_model_version() == tiny and ModelVersion.objects.count() == 1
+    assert [path.name for path in Path(settings.EMOTIONSITE_MODEL_DIR).iterdir()] == ["tiny-1"]
+    # The next job is not blocked: it is accepted, and a worker runs it to its end.
+    settings.EMOTIONSITE_RETRAIN = TEST_RETRAIN
+    following = services.retrain_request(requested_by=staff)
+    run_worker()
+    following.refresh_from_db()
+    assert following.state == TrainingJob.State.SUCCEEDED, following.error
 
 
 def only_the_base_version_is_left(settings, tiny_active) -> None:
