@@ -192,6 +192,24 @@ class CaptureIdempotencyKey(models.Model):
         return f"Idempotency-Key {self.key!r} of {self.owner}"
 
 
+# How often a background worker (`manage.py db_worker`) says it is alive, busy or idle, and how long a silence
+# makes /healthz say it is not: several beats missed, so a slow database does not make a false alarm.
+WORKER_HEARTBEAT_EVERY = timedelta(seconds=10)
+WORKER_SILENT_AFTER = timedelta(seconds=60)
+
+
+class WorkerHeartbeat(models.Model):
+    """A background worker's last sign of life. django-tasks-db records none for an idle worker, so our
+    db_worker command (classifier.management.commands.db_worker) writes one; the row goes when it stops."""
+
+    worker_id = models.CharField(max_length=64, unique=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    beat_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"Worker {self.worker_id} (last heartbeat {self.beat_at:%Y-%m-%d %H:%M:%S})"
+
+
 # A job queued this long most likely has no worker to run it.
 QUEUED_HINT_AFTER = timedelta(minutes=1)
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db.models import Count, DateField, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, DateField, Exists, Max, OuterRef, Q, QuerySet
 from django.db.models.functions import Cast
 from django.utils import timezone
 
 from accounts.models import User
-from classifier.models import Capture, Face, ModelActivation, ModelVersion, TrainingJob
+from classifier.models import Capture, Face, ModelActivation, ModelVersion, TrainingJob, WorkerHeartbeat
 from ml.labels import EXPRESSIONS
 
 
@@ -333,3 +333,8 @@ def media_file_names(folder: str) -> list[str]:
     return [prefix + name for name in sorted(files)] + [
         name for subfolder in sorted(folders) for name in media_file_names(prefix + subfolder)
     ]
+
+
+def worker_last_heartbeat() -> datetime | None:
+    """When a background worker last said it was alive; None when none has (or every one has stopped)."""
+    return WorkerHeartbeat.objects.aggregate(last=Max("beat_at"))["last"]

@@ -34,6 +34,7 @@ from classifier.models import (
     ModelActivation,
     ModelVersion,
     TrainingJob,
+    WorkerHeartbeat,
 )
 from ml.faces import FaceFinding, FoundFace, find_faces
 from ml.labels import EXPRESSIONS
@@ -692,3 +693,16 @@ def training_jobs_fail_stale() -> list[TrainingJob]:
 def training_job_work_folder(job: TrainingJob) -> Path:
     """Where a running job trains and exports: hidden (a name starting with "."), so never registered."""
     return Path(settings.EMOTIONSITE_MODEL_DIR) / f".training-job-{job.pk}"
+
+
+def worker_heartbeat(*, worker_id: str) -> None:
+    """Record that this background worker is alive (it beats every WORKER_HEARTBEAT_EVERY, busy or idle), and
+    forget workers silent for a day (killed ones, which could not say goodbye)."""
+    now = timezone.now()
+    WorkerHeartbeat.objects.update_or_create(worker_id=worker_id, defaults={"beat_at": now})
+    WorkerHeartbeat.objects.filter(beat_at__lt=now - timedelta(days=1)).delete()
+
+
+def worker_heartbeat_end(*, worker_id: str) -> None:
+    """The worker stopped: it no longer counts as alive."""
+    WorkerHeartbeat.objects.filter(worker_id=worker_id).delete()

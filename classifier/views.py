@@ -23,7 +23,7 @@ from rest_framework.request import Request
 from classifier import charts, exports, inference, selectors, services
 from classifier.forms import CaptureFilterForm, CaptureForm, QueueReviewForm, ReviewForm
 from classifier.images import encode_jpeg, enlarged_crop, face_picture, refuse_a_declared_oversized_upload
-from classifier.models import Capture
+from classifier.models import WORKER_SILENT_AFTER, Capture
 from classifier.training_data import face_crop
 from ml.labels import EXPRESSIONS
 
@@ -385,18 +385,29 @@ def model_version_activate(request: HttpRequest, version_id: int) -> HttpRespons
 
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:
-    """For the container's health check: is the database reachable, and which model version serves.
+    """For the container's health check, load balancers and monitors: is each part of the site working.
 
-    Read-only, as a GET must be: it loads the active version (once per process) to see that it can, but a
-    version that cannot load is only reported; the next prediction records it and falls back.
-    `model_problems` names every version that cannot be used (why is for staff, in the admin: it names
-    server paths).
+    `database`; `model_version`, the one serving; `worker`, "ok" while a background worker has said it is
+    alive within WORKER_SILENT_AFTER (busy or idle); `media`, "ok" while the media folder can be written.
+    "ok" when every part is; "degraded" when the site serves but a part fails: no worker (retraining waits),
+    an unwritable media folder (uploads and deletes are refused with a 503 that says so), or a broken model
+    version (`model_problems`); "error" (503) when it cannot serve at all (no database, no model).
+
+    Degraded answers 200 on purpose: the worker and a shared media folder are the same for every web
+    process, so a load balancer that took this one out would take them all out, and turn a fault of one part
+    into a whole outage. Monitors alert on `status` instead.
+
+    Read-only, as a GET must be, and cheap (a few indexed queries and one permission check): it loads the
+    active version (once per process) to see that it can, but a version that cannot load is only reported; the
+    next prediction records it and falls back. Why a version is broken is for staff, in the admin: it names
+    server paths, as a media problem would, so neither is given here.
     """
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         model_version = selectors.active_model_version()
         broken = list(selectors.model_versions_with_problems().values_list("version", flat=True))
+        last_heartbeat = selectors.worker_last_heartbeat()
     except DatabaseError as error:
         return JsonResponse({"status": "error", "database": f"error: {error}", "model_version": None}, status=503)
     if model_version is not None and model_version.version not in broken:
@@ -405,10 +416,19 @@ def health(request: HttpRequest) -> JsonResponse:
         except services.ModelUnavailable:
             broken.append(model_version.version)
     serving = model_version is not None and model_version.version not in broken
+    if last_heartbeat is None:
+        worker = "no heartbeat yet: is `python manage.py db_worker` running?"
+    elif last_heartbeat < timezone.now() - WORKER_SILENT_AFTER:
+        worker = f"no heartbeat since {last_heartbeat:%Y-%m-%d %H:%M:%S} UTC"
+    else:
+        worker = "ok"
+    media = "ok" if selectors.media_problem() is None else "not writable"
     report = {
-        "status": "ok" if serving and not broken else "degraded" if serving else "error",
+        "status": "error" if not serving else "ok" if not broken and worker == media == "ok" else "degraded",
         "database": "ok",
         "model_version": model_version.version if model_version else None,
+        "worker": worker,
+        "media": media,
     }
     if broken:
         report["model_problems"] = broken

@@ -111,9 +111,10 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "django_tasks_db",
     "accounts",
+    # Before django_tasks_db: its `db_worker` command (the library's worker, with a heartbeat) takes the name.
     "classifier",
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
