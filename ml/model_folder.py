@@ -4,12 +4,14 @@ The one place that knows the layout, and free of Paddle so the site can read a f
 ml.export writes folders, ml.predictor serves them, ml.train fine-tunes from them, and the site
 registers and retrains them. A folder holds
 
-    model.json           version, labels, input size, net config, metrics, training summary
+    model.json           version, labels, input size, net config, metrics, training summary, and the
+                         SHA-256 of each file below ("sha256"), checked when the file is loaded
     inference.json       the graph for `paddle.inference` (what `ml.predictor` serves)
     inference.pdiparams  its parameters
     weights.pdparams     the eager state dict, to fine-tune from (`TrainConfig.init_from`)
 """
 
+import hashlib
 import json
 import math
 import os
@@ -28,6 +30,7 @@ INFERENCE_PREFIX = "inference"  # the prefix paddle.jit.save writes under
 INFERENCE_GRAPH = f"{INFERENCE_PREFIX}.json"
 INFERENCE_PARAMETERS = f"{INFERENCE_PREFIX}.pdiparams"
 FILES = (METADATA_FILE, INFERENCE_GRAPH, INFERENCE_PARAMETERS, WEIGHTS_FILE)
+CHECKSUMS = "sha256"  # model.json's {file name: SHA-256 in hex} of the other FILES
 
 
 @dataclass(frozen=True)
@@ -79,11 +82,33 @@ def inference_settings(metadata: dict) -> InferenceSettings:
 
 
 def write_metadata(folder: str | Path, metadata: dict) -> None:
-    """Write model.json whole: a reader sees the old file or the new one, never half of one."""
-    path = Path(folder) / METADATA_FILE
+    """Write model.json whole (a reader sees the old file or the new one, never half of one), with the SHA-256
+    of each of the folder's other FILES as they are now: write it after them."""
+    folder = Path(folder)
+    checksums = {name: file_sha256(folder / name) for name in FILES[1:] if (folder / name).is_file()}
+    metadata = metadata | {CHECKSUMS: checksums} if checksums else metadata
+    path = folder / METADATA_FILE
     temporary = path.with_name(f".{METADATA_FILE}.tmp")
     temporary.write_text(json.dumps(metadata, indent=2))
     os.replace(temporary, path)
+
+
+def file_sha256(path: Path) -> str:
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def check_files(folder: str | Path, metadata: dict, names: list[str]) -> None:
+    """ModelFolderError if one of these files is not the one model.json records: changed since it was written
+    (a bad disk, a botched copy), even with its size unchanged. A folder written before checksums were
+    recorded has none, and passes."""
+    recorded = metadata.get(CHECKSUMS, {})
+    for name in names:
+        if name in recorded and file_sha256(Path(folder) / name) != recorded[name]:
+            raise ModelFolderError(
+                f"{folder}: {name} is not the file {METADATA_FILE} records (its SHA-256 differs): it is corrupt "
+                "or was replaced"
+            )
 
 
 def missing_files(folder: str | Path) -> list[str]:

@@ -23,6 +23,7 @@ from ml.model_folder import (
     INFERENCE_PARAMETERS,
     InferenceSettings,
     ModelFolderError,
+    check_files,
     inference_settings,
     read_metadata,
 )
@@ -43,14 +44,15 @@ class Predictor:
     @classmethod
     def load(cls, model_dir: str | Path, *, threads: int = 1) -> "Predictor":
         model_dir = Path(model_dir)
+        graph, params = model_dir / INFERENCE_GRAPH, model_dir / INFERENCE_PARAMETERS
         try:
             metadata = read_metadata(model_dir)
+            for path in (graph, params):
+                if not path.is_file():
+                    raise ModelFolderError(f"{model_dir}: {path.name} is missing")
+            check_files(model_dir, metadata, [INFERENCE_GRAPH, INFERENCE_PARAMETERS])
         except ModelFolderError as error:
             raise ModelLoadError(str(error)) from error
-        graph, params = model_dir / INFERENCE_GRAPH, model_dir / INFERENCE_PARAMETERS
-        for path in (graph, params):
-            if not path.is_file():
-                raise ModelLoadError(f"{model_dir}: {path.name} is missing")
         config = paddle.inference.Config(str(graph), str(params))
         config.disable_glog_info()
         config.enable_onednn()

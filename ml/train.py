@@ -26,7 +26,7 @@ from ml.augment import AugmentConfig, augment_batch
 from ml.data import LabelledImages, read_dataset
 from ml.labels import NUM_CLASSES
 from ml.model import ExpressionNet, ModelConfig, load_weights, predict_probabilities
-from ml.model_folder import METADATA_FILE, WEIGHTS_FILE, read_metadata
+from ml.model_folder import METADATA_FILE, WEIGHTS_FILE, check_files, read_metadata
 
 
 def from_json(config_class: type, values: dict):
@@ -187,6 +187,8 @@ def train(
     paddle.seed(config.seed)
     net = ExpressionNet(config.model)
     if config.init_from:
+        if parent is not None:  # an exported model folder, whose model.json records its weights' checksum
+            check_files(config.init_from, parent, [WEIGHTS_FILE])
         load_weights(net, Path(config.init_from) / WEIGHTS_FILE)
     frozen = net.stages(config.frozen_stages)
     for parameter in frozen.parameters():

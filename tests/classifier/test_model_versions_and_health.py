@@ -84,10 +84,11 @@ def test_a_corrupt_active_folder_at_start_up_is_reported_and_the_last_good_versi
 
     output = register()  # what every start runs
     assert "Active model version: tiny-2" in output
-    assert "Model version tiny-broken cannot be used" in output and "cannot load the model" in output
+    # Its parameters are junk: model.json's checksum tells before Paddle would.
+    assert "Model version tiny-broken cannot be used" in output and "inference.pdiparams is not the file" in output
     broken = ModelVersion.objects.get(version="tiny-broken")
     assert broken.state == "previous"
-    assert "cannot load the model" in broken.problem
+    assert "inference.pdiparams is not the file model.json records" in broken.problem
 
     health = client.get("/healthz").json()
     assert health["status"] == "degraded" and health["model_version"] == "tiny-2"
@@ -108,6 +109,25 @@ def test_a_folder_corrupted_while_the_site_runs_falls_back_on_the_next_upload(us
     assert response.status_code == 302
     assert Capture.objects.get().model_version.version == "tiny-1"  # the one that served before it
     assert ModelVersion.objects.get(version="tiny-broken").problem
+
+
+def test_weights_changed_without_changing_size_are_refused_and_the_last_good_version_serves(
+    client, user_client, two_versions_dir, media_dir, monkeypatch
+):
+    register()  # tiny-2 active
+    monkeypatch.setattr(inference, "_loaded", None)  # as in a process that has not loaded it yet
+    parameters = two_versions_dir / "tiny-2" / "inference.pdiparams"
+    data = bytearray(parameters.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 400] = bytes(400)  # Paddle loads this, and predicts a little off
+    parameters.write_bytes(bytes(data))
+
+    response = user_client.post("/", {"image": upload("me.jpg", face_photo_bytes())})
+
+    assert response.status_code == 302
+    assert Capture.objects.get().model_version.version == "tiny-1"
+    broken = ModelVersion.objects.get(version="tiny-2")
+    assert "inference.pdiparams is not the file model.json records (its SHA-256 differs)" in broken.problem
+    assert client.get("/healthz").json()["model_problems"] == ["tiny-2"]
 
 
 def test_when_no_version_can_be_loaded_uploads_say_the_model_is_unavailable(

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from ml.labels import EXPRESSIONS, INPUT_SIZE
-from ml.model_folder import FILES, ModelFolderError, missing_files, read_metadata, write_metadata
+from ml.model_folder import FILES, ModelFolderError, check_files, missing_files, read_metadata, write_metadata
 
+SHIPPED_MODELS = Path(__file__).resolve().parents[2] / "models"
 GOOD = {"version": "v1", "labels": list(EXPRESSIONS), "input_size": INPUT_SIZE}
 
 
@@ -53,3 +54,11 @@ def test_reading_a_folder_does_not_import_paddle() -> None:
     code = "import sys, ml.model_folder; sys.exit('paddle' in sys.modules)"
 
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[2]).returncode == 0
+
+
+@pytest.mark.parametrize("folder", sorted(SHIPPED_MODELS.glob("*/model.json")), ids=lambda path: path.parent.name)
+def test_every_shipped_model_folder_records_its_files_checksums(folder: Path) -> None:
+    folder = folder.parent
+    metadata = read_metadata(folder)
+    assert sorted(metadata["sha256"]) == sorted(name for name in FILES if name != "model.json")
+    check_files(folder, metadata, [name for name in FILES if name != "model.json"])  # raises if one differs

@@ -1,6 +1,7 @@
 """Train -> export -> predict, end to end on a real tiny Paddle model."""
 
 import dataclasses
+import hashlib
 import json
 
 import numpy as np
@@ -12,7 +13,7 @@ from ml.augment import AugmentConfig, augment_batch
 from ml.export import export_model, export_run
 from ml.labels import EXPRESSIONS, INPUT_SIZE
 from ml.model import ExpressionNet, ModelConfig, load_weights, predict_probabilities
-from ml.model_folder import WEIGHTS_FILE
+from ml.model_folder import WEIGHTS_FILE, ModelFolderError
 from ml.predictor import ModelLoadError, Predictor
 from ml.testing import TINY_MODEL, synthetic_crops, train_tiny_model
 from ml.train import TrainConfig, TrainingStopped, class_weights, learning_rate_at, train
@@ -67,20 +68,69 @@ def test_export_never_overwrites_a_version(tiny_model_dir):
 
 
 @pytest.mark.parametrize(
-    "damage", ["missing parameters", "corrupt parameters", "missing metadata", "metadata without a version"]
+    "damage",
+    [
+        "missing parameters",
+        "corrupt parameters",
+        "corrupt parameters, no checksums",  # a folder from before checksums: Paddle's own load fails
+        "missing metadata",
+        "metadata without a version",
+    ],
 )
 def test_damaged_model_folder_fails_to_load_with_a_clear_error(tiny_model_dir, tmp_path, damage):
     broken = export_model(tiny_model_dir / WEIGHTS_FILE, TINY_MODEL, tmp_path, version="broken")
     if damage == "missing parameters":
         (broken / "inference.pdiparams").unlink()
-    elif damage == "corrupt parameters":
+    elif damage.startswith("corrupt parameters"):
         (broken / "inference.pdiparams").write_bytes(b"\0" * 100)
+        if damage.endswith("no checksums"):
+            metadata = json.loads((broken / "model.json").read_text())
+            del metadata["sha256"]
+            (broken / "model.json").write_text(json.dumps(metadata))
     elif damage == "missing metadata":
         (broken / "model.json").unlink()
     else:
         (broken / "model.json").write_text('["not", "an", "object"]')
     with pytest.raises(ModelLoadError, match="broken"):
         Predictor.load(broken)
+
+
+def change_without_changing_size(path) -> None:
+    """Zero 400 bytes in the middle of the file, as a bad disk or a botched copy might: same size, loads."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 400] = bytes(400)
+    path.write_bytes(bytes(data))
+
+
+def test_model_json_records_each_files_sha256_and_a_changed_file_is_refused(tiny_model_dir, tmp_path):
+    folder = export_model(tiny_model_dir / WEIGHTS_FILE, TINY_MODEL, tmp_path, version="checked")
+    recorded = json.loads((folder / "model.json").read_text())["sha256"]
+    assert recorded == {
+        name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        for name in ("inference.json", "inference.pdiparams", "weights.pdparams")
+    }
+    Predictor.load(folder)
+
+    change_without_changing_size(folder / "inference.pdiparams")
+    with pytest.raises(ModelLoadError, match=r"checked: inference.pdiparams is not the file model.json records"):
+        Predictor.load(folder)
+
+
+def test_a_folder_from_before_checksums_still_loads(tiny_model_dir, tmp_path):
+    folder = export_model(tiny_model_dir / WEIGHTS_FILE, TINY_MODEL, tmp_path, version="old")
+    metadata = json.loads((folder / "model.json").read_text())
+    del metadata["sha256"]
+    (folder / "model.json").write_text(json.dumps(metadata))
+    assert Predictor.load(folder).version == "old"
+
+
+def test_fine_tuning_refuses_weights_changed_since_export(tiny_model_dir, tmp_path):
+    folder = export_model(tiny_model_dir / WEIGHTS_FILE, TINY_MODEL, tmp_path / "models", version="base")
+    change_without_changing_size(folder / WEIGHTS_FILE)
+    config = TrainConfig(epochs=1, batch_size=32, warmup_epochs=0.1, model=TINY_MODEL, init_from=str(folder))
+    with pytest.raises(ModelFolderError, match="base: weights.pdparams is not the file model.json records"):
+        train(config, synthetic_crops(64), synthetic_crops(64, seed=7), tmp_path / "run")
 
 
 def test_stopped_then_resumed_run_ends_where_an_unbroken_run_does(tmp_path):
