@@ -2,6 +2,8 @@
 
 import ctypes
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,6 +47,22 @@ def model_version(db, settings, tiny_models_dir: Path) -> ModelVersion:
     settings.EMOTIONSITE_MODEL_DIR = tiny_models_dir
     services.model_versions_register()
     return ModelVersion.objects.get(state=ModelVersion.State.ACTIVE)
+
+
+def start_db_worker(settings, media_dir: Path) -> subprocess.Popen:
+    """A real `manage.py db_worker` process on this test's database, models and media."""
+    environment = os.environ | {
+        "DATABASE_URL": f"sqlite:///{settings.DATABASES['default']['NAME']}",
+        "EMOTIONSITE_MODEL_DIR": str(settings.EMOTIONSITE_MODEL_DIR),
+        "EMOTIONSITE_MEDIA_DIR": str(media_dir),
+    }
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "db_worker", "--no-reload", "--no-startup-delay", "--interval", "0.2"],
+        cwd=settings.BASE_DIR,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 @pytest.fixture

@@ -1,9 +1,6 @@
 """/healthz: what a load balancer and a monitor read. Each part (database, model, worker, media) is reported;
 a part that fails makes it "degraded", and only a site that cannot serve at all is a 503."""
 
-import os
-import subprocess
-import sys
 import time
 from datetime import timedelta
 
@@ -12,7 +9,7 @@ from django.utils import timezone
 
 from classifier import services
 from classifier.models import WorkerHeartbeat
-from tests.conftest import unwritable
+from tests.conftest import start_db_worker, unwritable
 
 
 def test_a_site_with_every_part_working_is_ok(client, model_version):
@@ -69,18 +66,7 @@ def test_an_idle_worker_counts_as_alive_and_one_that_stopped_does_not(client, se
     """A real `manage.py db_worker` with nothing to do: it beats all the same; stopped, it is gone at once."""
     settings.EMOTIONSITE_MODEL_DIR = tiny_models_dir
     services.model_versions_register()
-    environment = os.environ | {
-        "DATABASE_URL": f"sqlite:///{settings.DATABASES['default']['NAME']}",
-        "EMOTIONSITE_MODEL_DIR": str(tiny_models_dir),
-        "EMOTIONSITE_MEDIA_DIR": str(media_dir),
-    }
-    worker = subprocess.Popen(
-        [sys.executable, "manage.py", "db_worker", "--no-reload", "--no-startup-delay", "--interval", "0.2"],
-        cwd=settings.BASE_DIR,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    worker = start_db_worker(settings, media_dir)
     try:
 
         def worker_status_becomes(expected: str, within: float) -> None:

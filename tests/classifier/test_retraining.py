@@ -1,10 +1,8 @@
 """Retraining end to end in this process: request, the real worker loop, evaluation, promotion or rejection."""
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import replace
 from io import StringIO
@@ -23,7 +21,7 @@ from classifier.services import CancelRefused, RetrainRefused
 from ml.labels import EXPRESSIONS, INPUT_SIZE
 from ml.promotion import compare_paired
 from tests.classifier.retrain_site import TEST_RETRAIN, retrain_site, reviewed_faces
-from tests.conftest import make_user
+from tests.conftest import make_user, start_db_worker
 
 # Enough training for the tiny model to learn reviews shifted by one expression (`reviewed_faces`'
 # label_shift=1): its candidate is then clearly ahead (measured: 55% against 0% on 11 held-out faces).
@@ -226,22 +224,6 @@ def test_a_running_job_stops_when_cancelled_and_keeps_nothing(tiny_active, staff
     assert [path.name for path in Path(settings.EMOTIONSITE_MODEL_DIR).iterdir()] == ["tiny-1"]
 
 
-def start_worker(settings, media_dir: Path) -> subprocess.Popen:
-    """A real `manage.py db_worker` process on this test's database, models and media."""
-    environment = os.environ | {
-        "DATABASE_URL": f"sqlite:///{settings.DATABASES['default']['NAME']}",
-        "EMOTIONSITE_MODEL_DIR": str(settings.EMOTIONSITE_MODEL_DIR),
-        "EMOTIONSITE_MEDIA_DIR": str(media_dir),
-    }
-    return subprocess.Popen(
-        [sys.executable, "manage.py", "db_worker", "--no-reload", "--no-startup-delay", "--interval", "0.2"],
-        cwd=settings.BASE_DIR,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
 def wait_for_the_second_epoch(job: TrainingJob, worker: subprocess.Popen, settings) -> None:
     """Until the job trains its second epoch, the first one's checkpoint on disk."""
     deadline = time.monotonic() + 120
@@ -265,7 +247,7 @@ def test_a_killed_worker_fails_its_job_once_stale_and_leaves_the_site_as_it_was(
     settings.EMOTIONSITE_RETRAIN = replace(settings.EMOTIONSITE_RETRAIN, epochs=500)  # far longer than the test waits
     job = services.retrain_request(requested_by=staff)  # no atomic block here: committed, and enqueued
 
-    worker = start_worker(settings, media_dir)
+    worker = start_db_worker(settings, media_dir)
     try:
         wait_for_the_second_epoch(job, worker, settings)
     finally:
@@ -299,7 +281,7 @@ def test_a_worker_told_to_stop_fails_its_job_at_once_and_the_next_job_runs(
     settings.EMOTIONSITE_RETRAIN = replace(settings.EMOTIONSITE_RETRAIN, epochs=500)
     job = services.retrain_request(requested_by=staff)
 
-    worker = start_worker(settings, media_dir)
+    worker = start_db_worker(settings, media_dir)
     try:
         wait_for_the_second_epoch(job, worker, settings)
         worker.send_signal(signal.SIGTERM)
