@@ -1,6 +1,7 @@
 import ast
 from pathlib import Path
 
+import pytest
 from django.contrib.staticfiles import finders
 from django.test import Client
 from django.urls import reverse
@@ -134,3 +135,44 @@ def test_an_account_whose_files_cannot_be_removed_is_kept_and_the_admin_says_why
         assert "The account cannot be deleted right now" in response.content.decode()
     assert User.objects.filter(pk=user.pk).exists() and Capture.objects.filter(pk=capture.pk).exists()
     assert len(stored_files(media_dir)) == 2
+
+
+def sign_up(username: str, password: str = PASSWORD):
+    return Client().post(reverse("sign_up"), {"username": username, "password1": password, "password2": password})
+
+
+def test_a_password_under_twelve_characters_is_refused(db):
+    response = sign_up("lin", "horse battr")  # 11 characters, not common, not all digits
+
+    assert response.status_code == 200
+    assert "at least 12 characters" in response.content.decode()
+    assert not User.objects.filter(username="lin").exists()
+    assert sign_up("lin", "horse battry").status_code == 302  # 12
+
+
+@pytest.mark.parametrize(
+    "lookalike, why",
+    [
+        ("ADA", "looks the same already exists"),  # another case
+        ("Ada", "looks the same already exists"),
+        ("\uff41\uff44\uff41", "looks the same already exists"),  # fullwidth "ａｄａ", NFKC makes it "ada"
+        ("\u0430\u0441\u0435", "looks the same already exists"),  # Cyrillic "асе", one alphabet, reads "ace"
+        ("\u0430da", "mixes alphabets"),  # Cyrillic а, then Latin "da"
+    ],
+)
+def test_a_username_that_looks_like_an_existing_one_is_refused(db, lookalike, why):
+    User.objects.create_user(username="ada", password=PASSWORD)
+    User.objects.create_user(username="ace", password=PASSWORD)
+
+    response = sign_up(lookalike)
+
+    assert response.status_code == 200
+    assert why in response.content.decode()
+    assert User.objects.count() == 2
+
+
+def test_names_in_one_other_alphabet_are_welcome(db):
+    User.objects.create_user(username="ivan", password=PASSWORD)
+
+    assert sign_up("\u0418\u0432\u0430\u043d").status_code == 302  # "Иван"
+    assert sign_up("ivan_2").status_code == 302
