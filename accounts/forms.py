@@ -1,8 +1,10 @@
 from confusable_homoglyphs import categories, confusables
 from django import forms
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 from django.db.models import Q
 
+from accounts import sign_in_limits
 from accounts.models import User
 
 
@@ -41,3 +43,20 @@ def _as_latin(username: str) -> str:
         if latin:
             lookalikes[found["character"]] = latin[0]
     return "".join(lookalikes.get(character, character) for character in username)
+
+
+class PauseMessage:
+    """For a sign-in form: while axes pauses signing in, say so instead of "wrong password"."""
+
+    def get_invalid_login_error(self) -> forms.ValidationError:
+        if sign_in_limits.is_paused(self.request):
+            return forms.ValidationError(sign_in_limits.paused_message(), code="paused")
+        return super().get_invalid_login_error()
+
+
+class SignInForm(PauseMessage, AuthenticationForm):
+    pass
+
+
+class StaffSignInForm(PauseMessage, AdminAuthenticationForm):
+    pass

@@ -18,6 +18,7 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy
 from PIL import Image
 
+from accounts.forms import StaffSignInForm
 from accounts.models import User
 from classifier import selectors, services
 from classifier.models import Capture, Face, ModelVersion, TrainingJob
@@ -371,3 +372,7 @@ class UserAdmin(_SaysWhenFilesCannotBeRemoved, DjangoUserAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         for user in queryset:
             services.user_delete(user=user)
+
+
+# The admin's sign-in says so when axes pauses it, as the site's does.
+admin.site.login_form = StaffSignInForm

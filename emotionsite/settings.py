@@ -14,10 +14,13 @@ Environment variables (all optional on a laptop):
                             fine-tune does not forget, and a candidate must also hold up on its PublicTest
                             (default: none, retraining uses the reviewed faces alone)
     EMOTIONSITE_HTTPS       "true" behind an HTTPS proxy that sets X-Forwarded-Proto: secure cookies (default: false)
+    EMOTIONSITE_PROXY_COUNT reverse proxies in front that append the client's address to X-Forwarded-For; the
+                            sign-in limits count that address (default: 0, the connection's address)
 """
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -111,6 +114,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "accounts",
     # Before django_tasks_db: its `db_worker` command (the library's worker, with a heartbeat) takes the name.
     "classifier",
@@ -126,6 +130,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as axes asks: it turns a paused sign-in into its 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "emotionsite.urls"
@@ -173,6 +179,19 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Brute force (django-axes): 5 failed sign-ins for one account, or from one address, pause signing in there
+# for 15 minutes after the last one, on the sign-in page, the admin's and the API's token door alike. An
+# attempt while paused is refused without being counted, so it does not lengthen the pause. A success does
+# not reset the count: it would let someone signing in to their own account clear their address's count.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "accounts.sign_in_limits.client_address"
+AXES_LOCKOUT_CALLABLE = "accounts.sign_in_limits.paused_response"
+# Only a proxy we were told of may name the client's address: by default X-Forwarded-For is the client's word.
+EMOTIONSITE_PROXY_COUNT = int(os.environ.get("EMOTIONSITE_PROXY_COUNT") or 0)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "classifier:capture_new"
 LOGOUT_REDIRECT_URL = "login"

@@ -1,9 +1,9 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
-from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.routers import SimpleRouter
 
+from accounts.api import TokenObtainView
 from classifier.api import views
 from classifier.api.parsers import JSONParser
 
@@ -15,7 +15,7 @@ router.register("training-jobs", views.TrainingJobViewSet, basename="training-jo
 api_v1 = [
     path(
         "auth/token/",
-        ObtainAuthToken.as_view(parser_classes=[FormParser, MultiPartParser, JSONParser]),
+        TokenObtainView.as_view(parser_classes=[FormParser, MultiPartParser, JSONParser]),
         name="token",
     ),
     path("accuracy/", views.AccuracyView.as_view(), name="accuracy"),
