@@ -1,10 +1,10 @@
 from confusable_homoglyphs import categories, confusables
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
-from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+from django.contrib.auth.forms import AdminPasswordChangeForm, AuthenticationForm, UserCreationForm
 from django.db.models import Q
 
-from accounts import sign_in_limits
+from accounts import services, sign_in_limits
 from accounts.models import User
 
 
@@ -60,3 +60,12 @@ class SignInForm(PauseMessage, AuthenticationForm):
 
 class StaffSignInForm(PauseMessage, AdminAuthenticationForm):
     pass
+
+
+class StaffPasswordChangeForm(AdminPasswordChangeForm):
+    """The admin's "set a password" form: the account's API tokens stop working with the old password."""
+
+    def save(self, commit: bool = True) -> User:
+        user = super().save(commit=commit)
+        services.api_tokens_revoke(user=user)
+        return user

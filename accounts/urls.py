@@ -1,10 +1,14 @@
 from django.contrib.auth import views as auth_views
-from django.urls import path, reverse_lazy
+from django.urls import path
 
 from accounts import views
 from accounts.forms import SignInForm
 
 urlpatterns = [
+    path("", views.account, name="account"),
+    path("tokens/", views.api_token_create, name="api_token_create"),
+    path("tokens/<str:digest>/renew/", views.api_token_renew, name="api_token_renew"),
+    path("tokens/<str:digest>/revoke/", views.api_token_revoke, name="api_token_revoke"),
     path("signup/", views.sign_up, name="sign_up"),
     path(
         "login/",
@@ -12,13 +16,7 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path(
-        "password/",
-        auth_views.PasswordChangeView.as_view(
-            template_name="accounts/password_change.html", success_url=reverse_lazy("password_change_done")
-        ),
-        name="password_change",
-    ),
+    path("password/", views.PasswordChangeView.as_view(), name="password_change"),
     path(
         "password/done/",
         auth_views.PasswordChangeDoneView.as_view(template_name="accounts/password_change_done.html"),

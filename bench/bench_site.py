@@ -98,9 +98,9 @@ def seed_database() -> dict:
     django.setup()
     from django.test import Client
     from django.utils import timezone
-    from rest_framework.authtoken.models import Token
 
     from accounts.models import User
+    from accounts.services import api_token_create
     from classifier import services
     from classifier.models import Capture, Face, ModelVersion
     from ml.labels import EXPRESSIONS
@@ -187,8 +187,8 @@ def seed_database() -> dict:
 
     return {
         "model_version": current.version,
-        "upload_token": Token.objects.create(user=uploader).key,
-        "reviewer_token": Token.objects.create(user=reviewer).key,
+        "upload_token": api_token_create(user=uploader),
+        "reviewer_token": api_token_create(user=reviewer),
         "session": client.cookies["sessionid"].value,
         "dashboard_path": reverse("classifier:accuracy"),
         "faces": Face.objects.count(),

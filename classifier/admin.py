@@ -16,9 +16,10 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy
+from knox.models import AuthToken
 from PIL import Image
 
-from accounts.forms import StaffSignInForm
+from accounts.forms import StaffPasswordChangeForm, StaffSignInForm
 from accounts.models import User
 from classifier import selectors, services
 from classifier.models import Capture, Face, ModelVersion, TrainingJob
@@ -366,6 +367,8 @@ class TrainingJobAdmin(admin.ModelAdmin):
 # product's business, and accounts/ imports nothing from the product.
 @admin.register(User)
 class UserAdmin(_SaysWhenFilesCannotBeRemoved, DjangoUserAdmin):
+    change_password_form = StaffPasswordChangeForm
+
     def delete_model(self, request: HttpRequest, obj: User) -> None:
         services.user_delete(user=obj)
 
@@ -376,3 +379,5 @@ class UserAdmin(_SaysWhenFilesCannotBeRemoved, DjangoUserAdmin):
 
 # The admin's sign-in says so when axes pauses it, as the site's does.
 admin.site.login_form = StaffSignInForm
+# API tokens are their owner's alone, seen on their account page: knox's page would list every one's hash.
+admin.site.unregister(AuthToken)

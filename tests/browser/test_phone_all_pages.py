@@ -50,6 +50,7 @@ def test_every_page_fits_a_phone_for_a_user(open_page, user) -> None:
                 (f"/captures/{capture.pk}/delete/", "form"),
                 ("/review/", ".review-picture"),
                 ("/accuracy/", "h1"),
+                ("/accounts/", ".tokens, form"),
                 ("/accounts/password/", "form"),
             ],
         )
