@@ -95,15 +95,34 @@ def contexts(browser) -> Iterator[list]:
 
 
 @pytest.fixture
-def open_page(browser, site: str, contexts: list):
-    """open_page(camera=..., viewport=..., user=..., site=...) -> a new page on the live site."""
+def csp_violations() -> list[str]:
+    """What the Content-Security-Policy blocked on the pages a test opened, as Chromium reported it."""
+    return []
+
+
+@pytest.fixture
+def open_page(browser, site: str, contexts: list, csp_violations: list[str]):
+    """open_page(camera=..., viewport=..., user=..., site=...) -> a new page on the live site.
+
+    Every test that opens pages also checks, at its end, that the policy blocked nothing on them."""
 
     def opener(*, site: str = site, **options):
         page = new_page(browser, site, **options)
         contexts.append(page.context)
+        # Chromium says on the console what the policy refused ("... violates the following Content
+        # Security Policy directive ..."), for scripts, styles, images, requests and inline handlers alike.
+        page.on(
+            "console",
+            lambda message: (
+                csp_violations.append(f"{page.url}: {message.text}")
+                if "Content Security Policy" in message.text
+                else None
+            ),
+        )
         return page
 
-    return opener
+    yield opener
+    assert csp_violations == [], "the Content-Security-Policy blocked something on these pages"
 
 
 @pytest.fixture
