@@ -198,7 +198,7 @@ def seed_database() -> dict:
 class Server:
     """gunicorn serving the site on a free port; stopped by the process group it was started in."""
 
-    def __init__(self, environment: dict, log_path: Path) -> None:
+    def __init__(self, environment: dict, log_path: Path, workers: int = WORKERS) -> None:
         self.port = free_port()
         self.log = log_path.open("wb")
         self.process = subprocess.Popen(
@@ -208,7 +208,7 @@ class Server:
                 "--config",
                 "gunicorn.conf.py",
                 "--workers",
-                str(WORKERS),
+                str(workers),
                 "--bind",
                 f"127.0.0.1:{self.port}",
             ],

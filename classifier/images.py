@@ -11,7 +11,7 @@ from typing import IO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ml.images import to_eight_bit
+from ml.images import STRIP_PIXELS, to_eight_bit
 
 # Pillow's names of the formats we take. MPO is how Pillow names many phones' JPEGs (a JPEG with a depth map).
 ACCEPTED_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF", "TIFF"}
@@ -60,8 +60,16 @@ def declared_body_too_large(content_length: str | None, *, max_bytes: int) -> bo
         return False
 
 
-def open_upload(file: IO[bytes], *, size: int, max_bytes: int, max_pixels: int) -> Image.Image:
-    """The upload's first frame, upright, as an 8-bit "RGB" or "L" image; or ImageRefused."""
+def open_upload(
+    file: IO[bytes], *, size: int, max_bytes: int, max_pixels: int, max_decoded_bytes: int, max_picture_pixels: int
+) -> Image.Image:
+    """The upload's first frame, upright, as an 8-bit "RGB" or "L" image of at most max_picture_pixels; or
+    ImageRefused.
+
+    Decoding holds at most max_decoded_bytes of pixels: a JPEG too large for it is decoded at 1/2, 1/4 or
+    1/8 of its size (Pillow's draft, which asks libjpeg to scale while decoding); any other format, which
+    decodes whole, is refused. A larger picture is then downscaled, so what follows (faces, encoding) works
+    on at most max_picture_pixels."""
     if size == 0:
         raise ImageRefused("The file is empty.")
     if size > max_bytes:
@@ -97,19 +105,65 @@ def open_upload(file: IO[bytes], *, size: int, max_bytes: int, max_pixels: int) 
         )
     try:
         image.seek(0)  # an animated GIF, WebP or PNG, or a multi-page TIFF: its first frame
+        _fit_the_decoding(image, max_decoded_bytes=max_decoded_bytes)
         image.load()
     except _DAMAGED_FILE_ERRORS:
         raise ImageRefused("The image is damaged or incomplete (was the upload cut short?).") from None
-    return to_eight_bit(_upright(image))
-
-
-def _upright(image: Image.Image) -> Image.Image:
-    """Apply the EXIF orientation, as a phone's gallery shows the photo."""
     try:
-        return ImageOps.exif_transpose(image)
+        # The EXIF orientation, as a phone's gallery shows the photo; in place: no second copy of the pixels.
+        ImageOps.exif_transpose(image, in_place=True)
     except _DAMAGED_FILE_ERRORS:
-        # Broken EXIF: the pixels are still good; show them as stored.
-        return image
+        pass  # broken EXIF: the pixels are still good; keep them as stored
+    picture = to_eight_bit(image)
+    del image  # the decoded pixels go as soon as the 8-bit picture is made from them
+    return _at_most(picture, max_pixels=max_picture_pixels)
+
+
+def _decoded_bytes(mode: str, width: int, height: int) -> int:
+    """What Pillow holds for these pixels: a byte for "1", "L" and "P", two for 16-bit grey, four for the
+    rest ("RGB" too, stored as four bytes a pixel)."""
+    per_pixel = 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+    return per_pixel * width * height
+
+
+def _fit_the_decoding(image: Image.Image, *, max_decoded_bytes: int) -> None:
+    """Set up the decoding to hold at most max_decoded_bytes, or refuse (ImageRefused, too large)."""
+    width, height = image.size
+    if _decoded_bytes(image.mode, width, height) <= max_decoded_bytes:
+        return
+    if image.format in ("JPEG", "MPO"):
+        scale = 2
+        while scale < 8 and _decoded_bytes(image.mode, -(-width // scale), -(-height // scale)) > max_decoded_bytes:
+            scale *= 2
+        image.draft(image.mode, (-(-width // scale), -(-height // scale)))
+        if _decoded_bytes(image.mode, *image.size) <= max_decoded_bytes:
+            return
+    megabytes = _decoded_bytes(image.mode, width, height) / 2**20
+    limit = max_decoded_bytes / 2**20
+    largest = max_decoded_bytes // _decoded_bytes(image.mode, 1, 1) / 1_000_000
+    raise ImageRefused(
+        f"This {image.format} image would take {megabytes:.0f} MB of memory to read ({width}x{height} pixels); "
+        f"the limit is {limit:.0f} MB, about {largest:.0f} megapixels for it. Upload it smaller, or as a JPEG.",
+        too_large=True,
+    )
+
+
+def _at_most(picture: Image.Image, *, max_pixels: int) -> Image.Image:
+    """The picture downscaled to at most max_pixels, band by band: one resize of the whole would first make
+    an image of the new width and the old height (76 MB for a 25-megapixel photo) on top of both."""
+    width, height = picture.size
+    if width * height <= max_pixels:
+        return picture
+    scale = math.sqrt(max_pixels / (width * height))
+    new_width, new_height = max(1, math.floor(width * scale)), max(1, math.floor(height * scale))
+    smaller = Image.new(picture.mode, (new_width, new_height))
+    rows = max(1, STRIP_PIXELS // new_width)
+    for top in range(0, new_height, rows):
+        bottom = min(top + rows, new_height)
+        # The band's own part of the source; the filter still reads the pixels around it, so no seam shows.
+        box = (0, top * height / new_height, width, bottom * height / new_height)
+        smaller.paste(picture.resize((new_width, bottom - top), Image.Resampling.LANCZOS, box=box), (0, top))
+    return smaller
 
 
 def encode_jpeg(image: Image.Image, *, quality: int = STORED_JPEG_QUALITY) -> bytes:
@@ -121,9 +175,10 @@ def encode_jpeg(image: Image.Image, *, quality: int = STORED_JPEG_QUALITY) -> by
 
 
 def thumbnail(image: Image.Image, *, side: int = THUMBNAIL_SIDE) -> Image.Image:
-    copy = image.copy()
-    copy.thumbnail((side, side), Image.Resampling.LANCZOS)
-    return copy
+    """At most side x side, its shape kept; resized from the picture directly, never from a full-size copy."""
+    scale = min(1.0, side / image.width, side / image.height)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
 
 
 FACE_PICTURE_SIDE = 320

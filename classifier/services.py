@@ -90,6 +90,8 @@ def image_predict(*, image: UploadedFile) -> ImagePrediction:
         size=image.size,
         max_bytes=settings.EMOTIONSITE_MAX_UPLOAD_BYTES,
         max_pixels=settings.EMOTIONSITE_MAX_PIXELS,
+        max_decoded_bytes=settings.EMOTIONSITE_MAX_DECODED_BYTES,
+        max_picture_pixels=settings.EMOTIONSITE_MAX_PICTURE_PIXELS,
     )
     model_version, predictor = active_predictor()
     finding = find_faces(picture)

@@ -36,7 +36,10 @@ IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 # What the two doors that read an image answer when they refuse it, for the schema.
 UPLOAD_REFUSALS = {
     400: OpenApiResponse(description="not an image, or a damaged one"),
-    413: OpenApiResponse(description="larger than EMOTIONSITE_MAX_UPLOAD_BYTES or EMOTIONSITE_MAX_PIXELS"),
+    413: OpenApiResponse(
+        description="larger than EMOTIONSITE_MAX_UPLOAD_BYTES or EMOTIONSITE_MAX_PIXELS, or needing more than "
+        "EMOTIONSITE_MAX_DECODED_BYTES of memory to decode"
+    ),
     503: OpenApiResponse(
         description="no model version can predict, or (captures only) the media folder cannot be written"
     ),
