@@ -49,13 +49,19 @@ def model_version(db, settings, tiny_models_dir: Path) -> ModelVersion:
     return ModelVersion.objects.get(state=ModelVersion.State.ACTIVE)
 
 
-def start_db_worker(settings, media_dir: Path) -> subprocess.Popen:
-    """A real `manage.py db_worker` process on this test's database, models and media."""
-    environment = os.environ | {
+def site_environment(settings, media_dir: Path) -> dict[str, str]:
+    """The environment of a process of the site's own (a worker, a measure) on this test's database, models
+    and media."""
+    return os.environ | {
         "DATABASE_URL": f"sqlite:///{settings.DATABASES['default']['NAME']}",
         "EMOTIONSITE_MODEL_DIR": str(settings.EMOTIONSITE_MODEL_DIR),
         "EMOTIONSITE_MEDIA_DIR": str(media_dir),
     }
+
+
+def start_db_worker(settings, media_dir: Path) -> subprocess.Popen:
+    """A real `manage.py db_worker` process on this test's database, models and media."""
+    environment = site_environment(settings, media_dir)
     return subprocess.Popen(
         [sys.executable, "manage.py", "db_worker", "--no-reload", "--no-startup-delay", "--interval", "0.2"],
         cwd=settings.BASE_DIR,

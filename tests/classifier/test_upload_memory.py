@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import site_environment
+
 PROJECT = Path(__file__).resolve().parents[2]
 MB = 2**20
 
@@ -57,17 +59,11 @@ print(json.dumps({"file": len(data), "peak": peak, "kept": megabytes("VmRSS") - 
 """
 
 
-def measure(settings, mode: str, size: tuple[int, int], format: str) -> dict:
-    environment = {
-        "DJANGO_SETTINGS_MODULE": "emotionsite.settings",
-        "PATH": "/usr/bin:/bin",
-        "DATABASE_URL": f"sqlite:///{settings.DATABASES['default']['NAME']}",
-        "EMOTIONSITE_MODEL_DIR": str(settings.EMOTIONSITE_MODEL_DIR),
-    }
+def measure(settings, media_dir, mode: str, size: tuple[int, int], format: str) -> dict:
     result = subprocess.run(
         [sys.executable, "-c", MEASURE, mode, str(size[0]), str(size[1]), format],
         cwd=PROJECT,
-        env=environment,
+        env=site_environment(settings, media_dir) | {"DJANGO_SETTINGS_MODULE": "emotionsite.settings"},
         capture_output=True,
         text=True,
     )
@@ -80,8 +76,8 @@ def measure(settings, mode: str, size: tuple[int, int], format: str) -> dict:
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-def test_the_probes_png_bomb_is_refused_before_it_is_decoded(settings, model_version):
-    measured = measure(settings, "RGB", (7200, 5400), "PNG")  # 38.9 megapixels of one colour
+def test_the_probes_png_bomb_is_refused_before_it_is_decoded(settings, model_version, media_dir):
+    measured = measure(settings, media_dir, "RGB", (7200, 5400), "PNG")  # 38.9 megapixels of one colour
 
     assert measured["file"] < 120 * 1024
     assert "would take 148 MB of memory to read" in measured["outcome"]
@@ -99,9 +95,9 @@ def test_the_probes_png_bomb_is_refused_before_it_is_decoded(settings, model_ver
     ],
 )
 def test_an_upload_near_the_limits_costs_at_most_its_decoded_size_and_a_picture(
-    settings, model_version, mode, size, format
+    settings, model_version, media_dir, mode, size, format
 ):
-    measured = measure(settings, mode, size, format)
+    measured = measure(settings, media_dir, mode, size, format)
 
     assert isinstance(measured["outcome"], list), measured["outcome"]
     width, height = measured["outcome"]
