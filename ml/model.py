@@ -100,10 +100,12 @@ class ExpressionNet(nn.Layer):
         both = paddle.matmul(rows, self.resize_matrix, transpose_y=True)  # (N*40, 40): [column, row]
         return both.reshape([-1, 1, size, size]).transpose([0, 1, 3, 2])
 
+    def pooled_features(self, pixels: paddle.Tensor) -> paddle.Tensor:
+        """What the head reads: the last stage's channels averaged over the picture, (N, C, 1, 1)."""
+        return self.pool(self.features(self.resize((pixels - PIXEL_MEAN) / PIXEL_STD)))
+
     def forward(self, pixels: paddle.Tensor) -> paddle.Tensor:
-        x = (pixels - PIXEL_MEAN) / PIXEL_STD
-        x = self.resize(x)
-        return self.head(self.pool(self.features(x)))
+        return self.head(self.pooled_features(pixels))
 
 
 def load_weights(net: nn.Layer, path: str | Path) -> None:

@@ -49,6 +49,9 @@ class TrainConfig:
     init_from: str | None = None  # a folder holding WEIGHTS_FILE to fine-tune from
     # The first this many convolution stages keep their weights and batch-norm statistics: a fine-tune on
     # a few hundred faces then adapts what the net makes of its features, not the features themselves.
+    # With every stage frozen only the head learns, and it learns from features computed once for each
+    # image and its mirror image: an epoch then costs the head's few products, not the convolutions, and
+    # the mirror is the only augmentation (a warped crop's features would have to be computed anew).
     frozen_stages: int = 0
     # None: the parent's net when fine-tuning, else ModelConfig(). A fine-tune given a net must keep
     # the parent's weight shapes; it may change the rest (dropout, working size).
@@ -193,7 +196,11 @@ def train(
     frozen = net.stages(config.frozen_stages)
     for parameter in frozen.parameters():
         parameter.stop_gradient = True
-    steps_per_epoch = len(train_set) // config.batch_size
+    head_only = config.frozen_stages >= len(config.model.channels)
+    if head_only:
+        training_features = mirrored_features(net, train_set.images)
+        training_labels = np.concatenate([train_set.labels, train_set.labels])
+    steps_per_epoch = (2 * len(train_set) if head_only else len(train_set)) // config.batch_size
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = max(1, int(config.warmup_epochs * steps_per_epoch))
     optimizer = paddle.optimizer.Momentum(
@@ -241,7 +248,7 @@ def train(
         # One generator per epoch, which also seeds dropout, keeps a resumed run on the same random path.
         rng = np.random.default_rng([config.seed, epoch])
         paddle.seed(int(rng.integers(2**31)))
-        order = rng.permutation(len(train_set))
+        order = rng.permutation(len(training_labels) if head_only else len(train_set))
         net.train()
         frozen.eval()  # its batch norms keep the parent's statistics
         epoch_start, loss_sum, correct = time.monotonic(), 0.0, 0
@@ -249,12 +256,15 @@ def train(
             if should_stop and should_stop():
                 raise TrainingStopped(f"stopped in epoch {epoch}")
             index = order[step * config.batch_size : (step + 1) * config.batch_size]
-            pixels = paddle.to_tensor(augment_batch(train_set.images[index], rng, config.augment)[:, None])
-            labels = paddle.to_tensor(train_set.labels[index])
             optimizer.set_lr(
                 learning_rate_at((epoch - 1) * steps_per_epoch + step, total_steps, warmup_steps, config.learning_rate)
             )
-            logits = net(pixels)
+            if head_only:
+                labels = paddle.to_tensor(training_labels[index])
+                logits = net.head(paddle.to_tensor(training_features[index]))
+            else:
+                labels = paddle.to_tensor(train_set.labels[index])
+                logits = net(paddle.to_tensor(augment_batch(train_set.images[index], rng, config.augment)[:, None]))
             loss = loss_fn(logits + absent_classes_out, labels)
             loss.backward()
             optimizer.step()
@@ -316,6 +326,23 @@ def train(
         best_weights=out_dir / "best" / WEIGHTS_FILE,
         history=state["history"],
     )
+
+
+def mirrored_features(net: ExpressionNet, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """The pooled features (2N, C, 1, 1) of uint8 (N, H, W) crops, then of their mirror images, in eval mode."""
+    was_training = net.training
+    net.eval()
+    outputs = []
+    with paddle.no_grad():
+        for mirrored in (False, True):
+            for start in range(0, len(images), batch_size):
+                batch = images[start : start + batch_size].astype(np.float32)[:, None] / 255.0
+                if mirrored:
+                    batch = np.ascontiguousarray(batch[..., ::-1])
+                outputs.append(net.pooled_features(paddle.to_tensor(batch)).numpy())
+    if was_training:
+        net.train()
+    return np.concatenate(outputs)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -351,3 +351,27 @@ def test_a_class_missing_from_the_data_is_left_out_of_the_loss(tiny_model_dir, t
     change = np.abs(after["head.6.weight"] - before["head.6.weight"]).mean(axis=0)
     neutral = EXPRESSIONS.index("neutral")
     assert change[neutral] < 0.05 * np.delete(change, neutral).min()
+
+
+def test_with_every_stage_frozen_the_convolutions_run_once_per_image_and_its_mirror(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    seen = []
+    pooled_features = ExpressionNet.pooled_features
+
+    def counting(net, pixels):
+        seen.append((len(pixels), net.training))
+        return pooled_features(net, pixels)
+
+    monkeypatch.setattr(ExpressionNet, "pooled_features", counting)
+    data = synthetic_crops(64, seed=5)
+    stages = len(TINY_MODEL.channels)
+
+    before, after = fine_tuned_weights(tiny_model_dir, tmp_path, data, frozen_stages=stages)
+
+    # The 64 images, then their mirror images, once, in eval mode; then each of the 2 epochs validated on 32.
+    assert seen == [(64, False), (64, False), (32, False), (32, False)]
+    for name in before:
+        if name.startswith("features."):
+            np.testing.assert_array_equal(after[name], before[name], err_msg=name)
+    assert not np.array_equal(after["head.6.weight"], before["head.6.weight"])
