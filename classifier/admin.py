@@ -22,7 +22,7 @@ from PIL import Image
 from accounts.forms import StaffPasswordChangeForm, StaffSignInForm
 from accounts.models import User
 from classifier import selectors, services
-from classifier.models import Capture, Face, ModelVersion, TrainingJob
+from classifier.models import Capture, Face, ModelVersion, TrainingJob, Video
 from ml.labels import INPUT_SIZE
 
 
@@ -361,6 +361,35 @@ class TrainingJobAdmin(admin.ModelAdmin):
             else:
                 done = "is cancelled" if job.state == TrainingJob.State.CANCELLED else "will stop within a few seconds"
                 self.message_user(request, f"Training job {job.pk} {done}.")
+
+
+@admin.register(Video)
+class VideoAdmin(admin.ModelAdmin):
+    """The file itself is private and never linked; its frames are captures, listed with them."""
+
+    list_display = ["id", "name", "owner", "state_now", "duration", "samples_done", "created_at"]
+    list_filter = ["state", "container", "created_at"]
+    search_fields = ["owner__username", "name"]
+    list_select_related = ["owner"]
+    readonly_fields = [field.name for field in Video._meta.fields if field.name != "file"]
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # videos come through the site or the API, where they are checked
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # the worker writes it
+
+    @admin.display(description="state", ordering="state")
+    def state_now(self, video: Video) -> str:
+        return video.state_now_display
+
+    def delete_model(self, request: HttpRequest, obj: Video) -> None:
+        services.video_delete(video=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Video]) -> None:
+        for video in queryset:
+            services.video_delete(video=video)
 
 
 # Here rather than in accounts/: deleting an account deletes its captures' files, which is the

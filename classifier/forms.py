@@ -13,7 +13,7 @@ class CaptureForm(forms.Form):
         widget=forms.ClearableFileInput(attrs={"accept": "image/*"}),
     )
     source = forms.ChoiceField(
-        choices=Capture.Source, initial=Capture.Source.UPLOAD, required=False, widget=forms.HiddenInput
+        choices=Capture.SENT_SOURCES, initial=Capture.Source.UPLOAD, required=False, widget=forms.HiddenInput
     )
 
     def __init__(self, *args, **kwargs) -> None:

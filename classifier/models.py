@@ -78,11 +78,16 @@ class ModelActivation(models.Model):
 
 
 class Capture(models.Model):
-    """One uploaded or webcam image, stored re-encoded without metadata, and the faces found in it."""
+    """One uploaded or webcam image, or one frame read from a video, stored re-encoded without metadata,
+    and the faces found in it."""
 
     class Source(models.TextChoices):
         UPLOAD = "upload"
         WEBCAM = "webcam"
+        VIDEO = "video", "Video frame"
+
+    # What a person may say an image they send is; a video's frames are made by its worker only.
+    SENT_SOURCES = [(Source.UPLOAD.value, Source.UPLOAD.label), (Source.WEBCAM.value, Source.WEBCAM.label)]
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="captures")
     source = models.CharField(max_length=10, choices=Source, default=Source.UPLOAD)
@@ -94,10 +99,23 @@ class Capture(models.Model):
     whole_image = models.BooleanField(default=False)
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="captures")
     created_at = models.DateTimeField(default=timezone.now)
+    # A video's frame: the video, and the frame's time in seconds from its start.
+    video = models.ForeignKey("Video", null=True, blank=True, on_delete=models.CASCADE, related_name="frames")
+    video_time = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["owner", "-created_at"], name="capture_owner_created")]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="capture_owner_created"),
+            models.Index(fields=["video", "video_time"], name="capture_video_time"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(source="video", video__isnull=False, video_time__gte=0)
+                | (~Q(source="video") & Q(video__isnull=True, video_time__isnull=True)),
+                name="capture_video_frame_has_its_video_and_time",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Capture {self.pk} by {self.owner}"
@@ -110,6 +128,9 @@ class Face(models.Model):
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="faces")
     # 1, 2, ... in the capture's reading order (ml.faces.reading_order): how pages and the API number faces.
     number = models.PositiveSmallIntegerField(default=1)
+    # In a video's frame: 1, 2, ... the same for the same face in every frame where it was followed
+    # (classifier.videos.FaceTracker); NULL in a photo.
+    track = models.PositiveIntegerField(null=True, blank=True)
     box_x = models.PositiveIntegerField()
     box_y = models.PositiveIntegerField()
     box_width = models.PositiveIntegerField()
@@ -323,3 +344,108 @@ class TrainingJob(models.Model):
         if self.cancel_requested:
             parts.append("stopping")
         return ", ".join(parts)
+
+
+class Video(models.Model):
+    """One uploaded video, read by the background worker (classifier.tasks.read_video): frames sampled at
+    `samples_per_second`, their faces found, read and followed over time.
+
+    The faces are stored as a capture's are, each sampled frame with a face as a Capture (source "video")
+    holding its time, so they are reviewed and counted like any other. They are written together with the
+    state "succeeded", in one transaction: a video is read whole, or has no faces at all.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    UNFINISHED = (State.QUEUED, State.RUNNING)
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="videos")
+    # The file as uploaded, private: no URL serves it.
+    file = models.FileField(max_length=200)
+    name = models.CharField(max_length=255)  # the uploaded file's name, for people
+    container = models.CharField(max_length=10)  # "MP4", "MOV" or "WebM"
+    codec = models.CharField(max_length=32)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    duration = models.FloatField()  # seconds
+    frame_rate = models.FloatField(null=True, blank=True)  # frames per second, when the file says
+    size = models.PositiveBigIntegerField()  # bytes
+    samples_per_second = models.FloatField()
+    state = models.CharField(max_length=20, choices=State, default=State.QUEUED)
+    samples_done = models.PositiveIntegerField(default=0)
+    samples_total = models.PositiveIntegerField()  # the frames that will be read: duration x rate, at most every frame
+    error = models.TextField(blank=True)
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="videos"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    # The worker's last sign of life; running and silent for longer than EMOTIONSITE_VIDEO.stale_seconds
+    # means its worker died, and the video is marked failed.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["owner", "-created_at"], name="video_owner_created")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(samples_done__lte=F("samples_total")), name="video_samples_done_at_most_total"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Video {self.pk} by {self.owner}"
+
+    @property
+    def worker_stopped(self) -> bool:
+        """Running, but its worker silent for longer than stale_seconds. Pages and the API show it failed at
+        once; the next video the worker takes marks it so (services.videos_fail_stale)."""
+        if self.state != self.State.RUNNING or self.heartbeat_at is None:
+            return False
+        return self.heartbeat_at < timezone.now() - timedelta(seconds=settings.EMOTIONSITE_VIDEO.stale_seconds)
+
+    @property
+    def worker_stopped_error(self) -> str:
+        return (
+            f"The worker stopped while reading this video: no sign of life since {self.heartbeat_at:%Y-%m-%d %H:%M:%S}"
+            " UTC. Nothing it read was kept; delete the video and upload it again."
+        )
+
+    @property
+    def state_now(self) -> str:
+        """The state, "failed" for a video whose worker stopped, whether or not that is written yet."""
+        return self.State.FAILED if self.worker_stopped else self.state
+
+    @property
+    def state_now_display(self) -> str:
+        return self.State(self.state_now).label
+
+    @property
+    def error_now(self) -> str:
+        return self.worker_stopped_error if self.worker_stopped else self.error
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state_now not in self.UNFINISHED
+
+    @property
+    def fraction_done(self) -> float:
+        if self.state == self.State.SUCCEEDED:
+            return 1.0
+        return self.samples_done / self.samples_total if self.samples_total else 0.0
+
+    @property
+    def progress_summary(self) -> str:
+        """Where the reading is, in words: "waiting for the worker", "frame 120 of 300"."""
+        if self.state == self.State.QUEUED:
+            if timezone.now() - self.created_at > QUEUED_HINT_AFTER:
+                return "still waiting for the worker: is `python manage.py db_worker` running?"
+            return "waiting for the worker"
+        if self.state_now == self.State.RUNNING:
+            return f"frame {self.samples_done} of {self.samples_total} read"
+        return ""

@@ -1,6 +1,7 @@
 """Every read that more than one door needs: whose captures, which model version, how accurate."""
 
 import os
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -13,7 +14,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from accounts.models import User
-from classifier.models import Capture, Face, ModelActivation, ModelVersion, TrainingJob, WorkerHeartbeat
+from classifier.models import Capture, Face, ModelActivation, ModelVersion, TrainingJob, Video, WorkerHeartbeat
 from ml.labels import EXPRESSIONS
 
 
@@ -76,13 +77,17 @@ def capture_list(
     label: str | None = None,
     reviewed: bool | None = None,
     correct: bool | None = None,
+    video_frames: bool = False,
 ) -> QuerySet[Capture]:
-    """The user's captures, newest first, with faces prefetched.
+    """The user's captures, newest first, with faces prefetched; a video's frames only with video_frames
+    (they are listed with their video).
 
     The filters apply to one face together: label=happy, correct=False keeps captures with a face
     predicted happy that was reviewed as wrong.
     """
     captures = captures_visible_to(user).select_related("model_version").prefetch_related("faces")
+    if not video_frames:
+        captures = captures.filter(video__isnull=True)
     faces = Face.objects.filter(capture=OuterRef("pk"))
     if label:
         faces = faces.filter(predicted_label=label)
@@ -98,7 +103,7 @@ def capture_list(
 def capture_detail(*, user: User, capture_id: int) -> Capture | None:
     return (
         captures_visible_to(user)
-        .select_related("model_version")
+        .select_related("model_version", "video")
         .prefetch_related("faces__reviewed_by")
         .filter(pk=capture_id)
         .first()
@@ -338,3 +343,107 @@ def media_file_names(folder: str) -> list[str]:
 def worker_last_heartbeat() -> datetime | None:
     """When a background worker last said it was alive; None when none has (or every one has stopped)."""
     return WorkerHeartbeat.objects.aggregate(last=Max("beat_at"))["last"]
+
+
+def videos_visible_to(user: User) -> QuerySet[Video]:
+    """The user's own videos (staff included: a video, like a photo, is its owner's)."""
+    if not user.is_authenticated:
+        return Video.objects.none()
+    return Video.objects.filter(owner=user)
+
+
+def video_list(*, user: User) -> QuerySet[Video]:
+    """The user's videos, newest first, with how many faces and tracks were found in each."""
+    return (
+        videos_visible_to(user)
+        .select_related("model_version")
+        .annotate(face_count=Count("frames__faces"), track_count=Count("frames__faces__track", distinct=True))
+        .order_by("-created_at", "-id")
+    )
+
+
+def video_frame_neighbours(capture: Capture) -> tuple[Capture | None, Capture | None]:
+    """A video frame's previous and next stored frames (those with a face), for stepping through them."""
+    frames = Capture.objects.filter(video_id=capture.video_id)
+    return (
+        frames.filter(video_time__lt=capture.video_time).order_by("-video_time").first(),
+        frames.filter(video_time__gt=capture.video_time).order_by("video_time").first(),
+    )
+
+
+@dataclass(frozen=True)
+class TimelinePoint:
+    """One face of a track in one sampled frame."""
+
+    time: float  # seconds from the video's start
+    face: int
+    capture: int  # the frame's capture, whose page shows the frame with its boxes
+    box: tuple[int, int, int, int]
+    predicted_label: str
+    confidence: float
+    probabilities: dict[str, float]
+    true_label: str | None
+    is_correct: bool | None
+
+
+@dataclass(frozen=True)
+class Track:
+    """One face followed through the video (classifier.videos.FaceTracker), frame by frame."""
+
+    number: int
+    points: list[TimelinePoint]
+
+    @property
+    def first_time(self) -> float:
+        return self.points[0].time
+
+    @property
+    def last_time(self) -> float:
+        return self.points[-1].time
+
+    @property
+    def label_shares(self) -> list[tuple[str, float]]:
+        """Each expression predicted in the track with its share of the track's frames, most frequent first."""
+        counts = Counter(point.predicted_label for point in self.points)
+        return [(label, count / len(self.points)) for label, count in counts.most_common()]
+
+
+def video_timeline(video: Video) -> list[Track]:
+    """The video's faces by track, each track in time order: the emotion timeline. Read from the stored
+    faces, so a review shows in it, and a video not read through has none."""
+    rows = (
+        Face.objects.filter(capture__video=video)
+        .order_by("track", "capture__video_time", "number")
+        .values_list(
+            "track",
+            "capture__video_time",
+            "id",
+            "capture_id",
+            "box_x",
+            "box_y",
+            "box_width",
+            "box_height",
+            "predicted_label",
+            "confidence",
+            "probabilities",
+            "true_label",
+            "is_correct",
+        )
+    )
+    tracks: dict[int, list[TimelinePoint]] = {}
+    for track, seconds, face, capture, x, y, width, height, *reading in rows:
+        label, confidence, probabilities, true_label, correct = reading
+        tracks.setdefault(track, []).append(
+            TimelinePoint(
+                time=seconds,
+                face=face,
+                capture=capture,
+                box=(x, y, width, height),
+                predicted_label=label,
+                confidence=confidence,
+                probabilities=probabilities,
+                true_label=true_label,
+                is_correct=correct,
+            )
+        )
+    return [Track(number=number, points=points) for number, points in tracks.items()]

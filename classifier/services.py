@@ -2,6 +2,7 @@
 
 import hashlib
 import logging
+import math
 import os
 import shutil
 import uuid
@@ -21,7 +22,7 @@ from django.utils import timezone
 from PIL import Image
 
 from accounts.models import User
-from classifier import images, inference, selectors
+from classifier import images, inference, selectors, videos
 from classifier.images import ImageRefused
 from classifier.inference import ModelUnavailable
 from classifier.models import (
@@ -34,8 +35,10 @@ from classifier.models import (
     ModelActivation,
     ModelVersion,
     TrainingJob,
+    Video,
     WorkerHeartbeat,
 )
+from classifier.videos import VideoRefused
 from ml.faces import FaceFinding, FoundFace, find_faces
 from ml.labels import EXPRESSIONS
 from ml.model_folder import METADATA_FILE, ModelFolderError, read_metadata
@@ -53,10 +56,13 @@ __all__ = [
     "ModelUnavailable",
     "NoModelVersion",
     "RetrainRefused",
+    "VideoRefused",
     "capture_create",
     "capture_delete",
     "face_review",
     "user_delete",
+    "video_create",
+    "video_delete",
 ]
 
 logger = logging.getLogger(__name__)
@@ -259,7 +265,7 @@ def capture_delete(*, capture: Capture) -> None:
 
 
 def user_delete(*, user: User) -> None:
-    """Delete the user with their captures and faces and, once that is committed, every file of theirs.
+    """Delete the user with their captures, faces and videos and, once that is committed, every file of theirs.
 
     The user's row is locked before their captures are read, in the transaction that deletes them: an upload
     of theirs that commits first is deleted with the rest (PostgreSQL: the lock waits for it; SQLite: the
@@ -273,8 +279,11 @@ def user_delete(*, user: User) -> None:
         names = [name for pair in user.captures.values_list("image", "thumbnail") for name in pair if name]
         _media_check_removable(names, refusal=MediaUnavailable.DELETE_ACCOUNT)
         folder = _capture_folder(user)
+        user_videos = list(user.videos.all())
         user.delete()
         transaction.on_commit(lambda: media_files_remove([*names, *selectors.media_file_names(folder), folder]))
+        for video in user_videos:
+            transaction.on_commit(_video_files_delete_later(video))
 
 
 def _capture_folder(owner: User) -> str:
@@ -708,3 +717,171 @@ def worker_heartbeat(*, worker_id: str) -> None:
 def worker_heartbeat_end(*, worker_id: str) -> None:
     """The worker stopped: it no longer counts as alive."""
     WorkerHeartbeat.objects.filter(worker_id=worker_id).delete()
+
+
+def video_create(*, owner: User, file: UploadedFile, samples_per_second: float | None = None) -> Video:
+    """Check the video all through (classifier.videos.probe), store it, privately, and queue it for the
+    worker (classifier.tasks.read_video); or refuse it (VideoRefused) and store nothing."""
+    limits = settings.EMOTIONSITE_VIDEO
+    info = videos.probe(
+        file,
+        name=file.name or "",
+        content_type=file.content_type,
+        size=file.size,
+        max_bytes=limits.max_bytes,
+        max_seconds=limits.max_seconds,
+        max_pixels=limits.max_pixels,
+    )
+    samples_per_second = samples_per_second or limits.samples_per_second
+    file.seek(0)
+    name = default_storage.save(f"videos/{owner.pk}/{uuid.uuid4().hex}.{info.container.lower()}", file)
+    try:
+        with transaction.atomic():
+            video = Video.objects.create(
+                owner=owner,
+                file=name,
+                name=Path(file.name or "video").name[:255],
+                container=info.container,
+                codec=info.codec,
+                width=info.width,
+                height=info.height,
+                duration=info.duration,
+                frame_rate=info.frame_rate,
+                size=file.size,
+                samples_per_second=samples_per_second,
+                # Every sample time from 0 up to the end, and never more than there are frames.
+                samples_total=min(info.frames, math.ceil(info.duration * samples_per_second - videos.TIME_TOLERANCE)),
+            )
+    except BaseException:
+        default_storage.delete(name)
+        raise
+
+    from classifier.tasks import read_video
+
+    transaction.on_commit(lambda: read_video.enqueue(video.pk))
+    return video
+
+
+def video_frames_folder(video: Video) -> str:
+    """Where the worker stores a video's frames as it reads them: beside the video, named after it."""
+    return f"{os.path.splitext(video.file.name)[0]}-frames"
+
+
+@dataclass(frozen=True)
+class StoredFrame:
+    image: str
+    thumbnail: str
+    width: int
+    height: int
+
+
+def video_frame_save(*, video: Video, time: float, picture: Image.Image) -> StoredFrame:
+    """Store one sampled frame, as a capture's image and thumbnail are stored, in the video's frames folder.
+    Its capture row comes later, with all the others (video_frames_store)."""
+    folder, name = video_frames_folder(video), f"{round(time * 1000):09d}"
+    image = default_storage.save(f"{folder}/{name}.jpg", ContentFile(images.encode_jpeg(picture)))
+    thumbnail_bytes = images.encode_jpeg(images.thumbnail(picture), quality=images.THUMBNAIL_JPEG_QUALITY)
+    thumbnail = default_storage.save(f"{folder}/{name}-thumbnail.jpg", ContentFile(thumbnail_bytes))
+    return StoredFrame(image=image, thumbnail=thumbnail, width=picture.width, height=picture.height)
+
+
+@dataclass(frozen=True)
+class VideoFrameReading:
+    """One sampled frame with faces, as the worker read it: its stored files, its faces in reading order,
+    their probabilities and track numbers."""
+
+    time: float
+    stored: StoredFrame
+    finding: FaceFinding
+    probabilities: np.ndarray  # (faces, 7), EXPRESSIONS order
+    tracks: list[int]
+
+
+def video_frames_store(
+    *, video: Video, model_version: ModelVersion, frames: list[VideoFrameReading], samples: int
+) -> bool:
+    """Write every frame's capture and faces and mark the video succeeded, in one transaction; unless the
+    video was deleted or marked failed meanwhile (then nothing is written, and False comes back).
+
+    With SQLite the transaction takes the write lock at its start (IMMEDIATE), with PostgreSQL the row
+    is locked, so marking the video failed cannot fall in between.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        if not Video.objects.select_for_update().filter(pk=video.pk, state=Video.State.RUNNING).exists():
+            return False
+        captures = Capture.objects.bulk_create(
+            Capture(
+                owner_id=video.owner_id,
+                source=Capture.Source.VIDEO,
+                image=frame.stored.image,
+                thumbnail=frame.stored.thumbnail,
+                width=frame.stored.width,
+                height=frame.stored.height,
+                whole_image=frame.finding.whole_image,
+                model_version=model_version,
+                created_at=now,
+                video=video,
+                video_time=frame.time,
+            )
+            for frame in frames
+        )
+        faces = []
+        for capture, frame in zip(captures, frames, strict=True):
+            for number, (found, scores, track) in enumerate(
+                zip(frame.finding.faces, frame.probabilities, frame.tracks, strict=True), start=1
+            ):
+                face = _face(capture, model_version, number, found, scores, now)
+                face.track = track
+                faces.append(face)
+        Face.objects.bulk_create(faces, batch_size=500)
+        Video.objects.filter(pk=video.pk).update(
+            state=Video.State.SUCCEEDED,
+            model_version=model_version,
+            samples_done=samples,
+            samples_total=samples,
+            heartbeat_at=now,
+            finished_at=now,
+        )
+    return True
+
+
+def video_delete(*, video: Video) -> None:
+    """Delete the video, its frames' captures and faces and, once that is committed, all their files."""
+    video.delete()
+    transaction.on_commit(_video_files_delete_later(video))
+
+
+def _video_files_delete_later(video: Video):
+    """What deletes a deleted video's files: the video, and its frames folder with whatever is in it (the
+    frames' captures are gone with it, and a worker may have left frames it had not yet recorded)."""
+    name, folder = video.file.name, video_frames_folder(video)
+    return lambda: (default_storage.delete(name), video_frames_remove(folder))
+
+
+def video_frames_remove(folder: str) -> None:
+    """Delete a frames folder and every file in it; nothing when there is none."""
+    try:
+        _, names = default_storage.listdir(folder)
+    except FileNotFoundError:
+        return
+    for name in names:
+        default_storage.delete(f"{folder}/{name}")
+    default_storage.delete(folder)
+
+
+def videos_fail_stale() -> list[Video]:
+    """Mark failed the videos whose worker has been silent too long (killed, or its machine gone), and
+    remove the frames it had stored. The worker calls it before each video; pages show such a video
+    failed already (Video.state_now)."""
+    cutoff = timezone.now() - timedelta(seconds=settings.EMOTIONSITE_VIDEO.stale_seconds)
+    failed = []
+    for video in Video.objects.filter(state=Video.State.RUNNING, heartbeat_at__lt=cutoff):
+        # Only if it is still silent: a worker that wrote in between is alive.
+        if Video.objects.filter(pk=video.pk, state=video.state, heartbeat_at=video.heartbeat_at).update(
+            state=Video.State.FAILED, error=video.worker_stopped_error, finished_at=timezone.now()
+        ):
+            video_frames_remove(video_frames_folder(video))
+            failed.append(video)
+            logger.warning("Video %s marked failed: its worker stopped", video.pk)
+    return failed

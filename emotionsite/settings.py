@@ -113,6 +113,29 @@ EMOTIONSITE_MAX_PIXELS = 40_000_000
 EMOTIONSITE_MAX_DECODED_BYTES = 100 * 2**20
 EMOTIONSITE_MAX_PICTURE_PIXELS = 16_000_000
 
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """What a video upload may be, and how the worker reads it (classifier.videos, classifier.video_reading).
+
+    Frozen, as RetrainSettings: a test or a deployment replaces it whole (dataclasses.replace).
+    """
+
+    max_bytes: int = 200 * 1024 * 1024
+    max_seconds: int = 10 * 60
+    # 4K: 4096x2160 either way up. A larger frame is refused before a frame is decoded.
+    max_pixels: int = 4096 * 2160
+    samples_per_second: float = 5.0  # the default rate at which frames are read
+    min_samples_per_second: float = 0.5
+    max_samples_per_second: float = 10.0
+    # Frames are read, searched and stored at most this long on their long side: face finding searches a
+    # larger frame at 768 px anyway, and a 4K frame stored for every sample would take ten times the room.
+    frame_max_side: int = 1280
+    stale_seconds: int = 120  # a running video silent this long lost its worker (it writes every second)
+
+
+EMOTIONSITE_VIDEO = VideoSettings()
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -274,7 +297,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"ExpressionEnum": "classifier.models.Expression"},
+    "ENUM_NAME_OVERRIDES": {
+        "ExpressionEnum": "classifier.models.Expression",
+        "VideoStateEnum": "classifier.models.Video.State",
+    },
 }
 
 # Background work (retraining) runs in `python manage.py db_worker`, reading tasks from the database.

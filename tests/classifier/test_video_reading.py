@@ -1,0 +1,226 @@
+"""The worker reading videos made here (a real face moving across the frame): its frames, faces and
+tracks, turned upright, at the chosen rate; failing with the reason and keeping nothing; and deleting."""
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django_tasks_db.models import DBTaskResult
+
+from classifier import selectors, services, video_reading
+from classifier.models import Capture, Face, ModelVersion, Video
+from classifier.videos import FaceTracker
+from tests.classifier.corpus import nothing_stored, stored_files
+from tests.classifier.video_corpus import (
+    face_mov,
+    face_video,
+    face_webm,
+    faceless_video,
+    nothing_kept,
+    read,
+    sideways_face_video,
+    upload,
+)
+from tests.conftest import make_user
+
+
+def run_worker() -> None:
+    """The real django-tasks-db worker, in this process, until the queue is empty."""
+    call_command("db_worker", "--batch", "--no-reload", "--no-startup-delay", stdout=StringIO(), stderr=StringIO())
+
+
+@pytest.mark.django_db(transaction=True)  # the worker loop closes the database connection between tasks
+def test_the_worker_reads_the_face_moving_across_the_video_into_one_track(model_version, media_dir):
+    owner = make_user("ada")
+    video = services.video_create(owner=owner, file=upload("clip.mp4", face_video()))  # committed: enqueued
+    run_worker()
+
+    video.refresh_from_db()
+    assert DBTaskResult.objects.get().status == "SUCCESSFUL"
+    assert video.state == Video.State.SUCCEEDED and video.error == "" and video.model_version == model_version
+    assert (video.samples_done, video.samples_total, video.fraction_done) == (10, 10, 1.0)
+    frames = list(video.frames.order_by("video_time"))
+    assert [frame.video_time for frame in frames] == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8]
+    assert {(frame.source, frame.owner_id, frame.width, frame.height) for frame in frames} == {
+        ("video", owner.pk, 320, 240)
+    }
+    faces = [frame.faces.get() for frame in frames]
+    assert {face.track for face in faces} == {1}
+    lefts = [face.box_x for face in faces]
+    assert lefts == sorted(lefts) and lefts[-1] - lefts[0] > 150  # she glides to the right
+    assert all(face.crop and face.model_version == model_version for face in faces)
+    # The frames are stored as captures' images are, in the video's frames folder, beside the video.
+    folder = media_dir / services.video_frames_folder(video)
+    assert sorted(path.name for path in folder.iterdir()) == sorted(
+        name for frame in frames for name in (Path(frame.image.name).name, Path(frame.thumbnail.name).name)
+    )
+    # They count like any face: in the accuracy, and in the review queue.
+    assert selectors.accuracy_summary(user=owner).unreviewed == 10
+    assert selectors.review_queue(user=owner).count() == 10
+
+
+@pytest.mark.parametrize("make, container", [(face_webm, "WebM"), (face_mov, "MOV")])
+def test_webm_and_mov_are_read_too(user, model_version, make, container):
+    video = read(user, make(), name=f"clip.{container.lower()}")
+    assert video.container == container and video.state == Video.State.SUCCEEDED
+    assert Face.objects.filter(capture__video=video, track=1).count() == 10
+
+
+def test_two_faces_keep_a_track_each_as_they_pass(user, model_version):
+    video = read(user, face_video(faces=2))
+    tracks = selectors.video_timeline(video)
+
+    assert [(track.number, len(track.points)) for track in tracks] == [(1, 10), (2, 10)]
+    first, second = ([point.box[0] for point in track.points] for track in tracks)
+    assert first == sorted(first) and second == sorted(second, reverse=True)  # one goes right, the other left
+    assert all(point.box[1] < 100 for point in tracks[0].points)  # track 1 is the face above, first in reading order
+
+
+def test_a_sideways_phone_video_is_turned_upright_before_its_faces_are_found(user, model_version):
+    def boxes(video: Video) -> list[tuple[int, int, int, int]]:
+        return [point.box for track in selectors.video_timeline(video) for point in track.points]
+
+    upright = read(user, face_video(1.0, 10), name="upright.mp4")
+    sideways = read(user, sideways_face_video(), name="sideways.mp4")
+    # The same frames without the mark that says how to turn them are read lying down.
+    lying = read(user, sideways_face_video(marked=False), name="lying.mp4")
+
+    # Stored 240x320, shown (and so read and kept) 320x240, as the upright video.
+    assert (sideways.width, sideways.height) == (320, 240) and (lying.width, lying.height) == (240, 320)
+    assert {(frame.width, frame.height) for frame in sideways.frames.all()} == {(320, 240)}
+    assert len(boxes(sideways)) == len(boxes(upright)) == 5
+    for turned, straight in zip(boxes(sideways), boxes(upright), strict=True):
+        assert max(abs(a - b) for a, b in zip(turned, straight, strict=True)) <= 3
+    assert {(frame.width, frame.height) for frame in lying.frames.all()} == {(240, 320)}
+
+
+def test_a_video_without_faces_is_read_and_keeps_no_frame(user, model_version, media_dir):
+    video = read(user, faceless_video())
+
+    assert video.state == Video.State.SUCCEEDED and video.samples_done == 5 and not video.frames.exists()
+    assert [path.name for path in stored_files(media_dir)] == [Path(video.file.name).name]
+
+
+def test_the_rate_chooses_how_many_frames_are_read(user, model_version):
+    assert read(user, face_video(), samples_per_second=1).samples_done == 2
+    assert read(user, face_video(), samples_per_second=10).samples_done == 20
+    assert read(user, face_video(fps=5), samples_per_second=10).samples_done == 10  # never more than every frame
+
+
+def test_without_a_model_the_video_fails_with_the_reason_and_keeps_nothing(user, settings, tmp_path, media_dir):
+    settings.EMOTIONSITE_MODEL_DIR = tmp_path / "no-models"
+    video = read(user, face_video())
+
+    assert video.state == Video.State.FAILED and video.error == "The expression model is not available."
+    assert not Capture.objects.exists() and not Face.objects.exists()
+    assert [path.name for path in stored_files(media_dir)] == [Path(video.file.name).name]
+
+
+def test_a_video_deleted_while_it_is_read_stops_the_worker_and_leaves_nothing(
+    user, model_version, media_dir, monkeypatch, run_on_commit
+):
+    video = services.video_create(owner=user, file=upload("clip.mp4", face_video()))
+    real_find_faces, calls = video_reading.find_faces, []
+
+    def find_faces_then_delete(picture):
+        calls.append(picture)
+        if len(calls) == 4:  # three frames with a face are stored by now
+            assert len(stored_files(media_dir / services.video_frames_folder(video))) == 6
+            services.video_delete(video=Video.objects.get(pk=video.pk))
+        return real_find_faces(picture)
+
+    monkeypatch.setattr(video_reading, "find_faces", find_faces_then_delete)
+    monkeypatch.setattr(video_reading, "HEARTBEAT_SECONDS", 0)  # it finds out at the end of that frame
+    with run_on_commit():
+        video_reading.video_read(video.pk)
+
+    assert len(calls) == 4 and nothing_stored(media_dir) and not Video.objects.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_video_leaves_it_failed_with_no_timeline(settings, model_version, media_dir):
+    """The worker is a real `manage.py db_worker` process, killed (SIGKILL) half way through a video."""
+    owner = make_user("ada")
+    video = services.video_create(owner=owner, file=upload("long.mp4", face_video(30.0, 10)))
+    environment = os.environ | {
+        "DATABASE_URL": f"sqlite:///{settings.DATABASES['default']['NAME']}",
+        "EMOTIONSITE_MODEL_DIR": str(settings.EMOTIONSITE_MODEL_DIR),
+        "EMOTIONSITE_MEDIA_DIR": str(media_dir),
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "db_worker", "--no-reload", "--no-startup-delay", "--interval", "0.2"],
+        cwd=settings.BASE_DIR,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    frames_folder = media_dir / services.video_frames_folder(video)
+    try:
+        deadline = time.monotonic() + 120
+        while Video.objects.get(pk=video.pk).samples_done < 20:
+            assert worker.poll() is None, worker.stderr.read().decode()
+            assert time.monotonic() < deadline, "the worker never read 20 frames"
+            time.sleep(0.1)
+    finally:
+        worker.kill()
+        worker.wait()
+        worker.stderr.close()
+    assert len(stored_files(frames_folder)) >= 40  # 20 frames and their thumbnails, and no capture yet
+
+    video.refresh_from_db()
+    assert video.state == Video.State.RUNNING and not video.worker_stopped  # nobody knows yet
+    settings.EMOTIONSITE_VIDEO = replace(settings.EMOTIONSITE_VIDEO, stale_seconds=1)
+    time.sleep(1.5)
+    assert video.state_now == Video.State.FAILED  # pages and the API say so before anything is written
+    assert [stale.pk for stale in services.videos_fail_stale()] == [video.pk]
+
+    video.refresh_from_db()
+    assert video.state == Video.State.FAILED and video.error.startswith("The worker stopped while reading this video")
+    assert not Capture.objects.exists() and not Face.objects.exists() and selectors.video_timeline(video) == []
+    assert not frames_folder.exists() and [path.name for path in stored_files(media_dir)] == [
+        Path(video.file.name).name
+    ]
+    # And the worker's next video is read as usual.
+    following = services.video_create(owner=owner, file=upload("next.mp4", face_video()))
+    run_worker()
+    assert Video.objects.get(pk=following.pk).state == Video.State.SUCCEEDED
+
+
+def test_the_tracker_follows_one_face_and_tells_several_apart():
+    tracker = FaceTracker()
+    assert tracker.assign(0.0, [(0, 0, 100, 100), (300, 0, 100, 100)]) == [1, 2]
+    # Both moved: the first by 70 px (overlap under 0.3, centre shift under a side), the second a little.
+    assert tracker.assign(0.2, [(320, 0, 100, 100), (70, 0, 100, 100)]) == [2, 1]
+    assert tracker.assign(0.4, [(80, 0, 100, 100)]) == [1]  # the second is not found here
+    assert tracker.assign(1.2, [(90, 0, 100, 100), (320, 0, 100, 100)]) == [1, 2]  # back within a second
+    assert tracker.assign(2.6, [(320, 0, 100, 100)]) == [3]  # lost for longer: a new face
+    assert tracker.assign(2.8, [(330, 0, 100, 100), (335, 5, 100, 100)]) == [3, 4]  # never two in one track
+    assert tracker.assign(3.0, [(600, 0, 100, 100)]) == [5]  # a jump of over a side is another face
+    assert tracker.count == 5
+
+
+# What deleting removes
+
+
+def test_deleting_the_account_deletes_its_videos_and_their_files(user, model_version, media_dir, run_on_commit):
+    read(user, face_video())
+    services.video_create(owner=user, file=upload("queued.mp4", face_video()))
+
+    with run_on_commit():
+        services.user_delete(user=user)
+
+    assert nothing_kept(media_dir)
+
+
+def test_a_model_version_that_read_a_video_is_kept(user, model_version):
+    read(user, face_video())
+    with pytest.raises(services.DeleteRefused):
+        services.model_version_delete(model_version=model_version)
+    assert ModelVersion.objects.filter(pk=model_version.pk).exists()
