@@ -1,4 +1,4 @@
-"""The accuracy dashboard's pictures: an AccuracySummary's numbers as SVG coordinates and shaded table cells.
+"""The site's pictures: the accuracy dashboard's numbers and a video's emotion timeline as SVG coordinates.
 
 Drawn on the server, so the page needs no JavaScript and no chart library, prints as it shows,
 and every chart has its numbers beside it as text. Python only reshapes the summary's few rows.
@@ -8,8 +8,9 @@ import math
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from classifier.selectors import AccuracySummary, DayAccuracy
+from classifier.selectors import AccuracySummary, DayAccuracy, TimelinePoint, Track
 from ml import promotion
+from ml.labels import EXPRESSIONS
 from ml.promotion import Interval
 
 # The day chart's drawing box, in SVG user units; the SVG scales to the page's width.
@@ -219,4 +220,92 @@ def epoch_curve(epochs: list[dict]) -> EpochCurve | None:
         loss_points=points([epoch["loss"] / largest_loss for epoch in epochs]),
         validation_points=points(validation),
         summary=summary,
+    )
+
+
+# A video's emotion timeline, one chart per track, in SVG user units; the SVG scales to the page's width.
+TIMELINE_WIDTH, TIMELINE_HEIGHT = 640, 200
+TIMELINE_LEFT, TIMELINE_RIGHT, TIMELINE_TOP, TIMELINE_BOTTOM = 44, 628, 10, 172
+# A line breaks where the face was not found for longer than this many sample intervals.
+TIMELINE_GAP_SAMPLES = 1.5
+
+
+def timestamp(seconds: float) -> str:
+    """A time in a video as people read it: 75.4 as "1:15.4"."""
+    minutes, rest = divmod(round(seconds, 1), 60)
+    return f"{int(minutes)}:{rest:04.1f}"
+
+
+@dataclass(frozen=True)
+class TimelineMark:
+    """One sampled frame's point, at the probability of the expression predicted there: a link to that frame."""
+
+    x: float
+    y: float
+    point: TimelinePoint
+
+
+@dataclass(frozen=True)
+class TimelineLine:
+    label: str
+    path: str  # the SVG path's `d`: one stroke per stretch without a gap
+
+
+@dataclass(frozen=True)
+class TimelineChart:
+    width: int
+    height: int
+    left: int
+    right: int
+    top: int
+    bottom: int
+    lines: list[TimelineLine]  # each expression's probability over time
+    marks: list[TimelineMark]
+    x_ticks: list[Tick]
+    y_ticks: list[Tick]
+    description: str  # the chart in words, for its aria-label
+
+
+def timeline_chart(track: Track, *, duration: float, samples_per_second: float) -> TimelineChart:
+    """One face's seven probabilities over the video's whole length (so every track's chart shares its
+    time axis), and a mark per frame on the expression predicted there."""
+    span = max(duration, track.last_time)
+
+    def x_of(seconds: float) -> float:
+        return round(TIMELINE_LEFT + (TIMELINE_RIGHT - TIMELINE_LEFT) * (seconds / span if span else 0.5), 1)
+
+    def y_of(probability: float) -> float:
+        return round(TIMELINE_BOTTOM - (TIMELINE_BOTTOM - TIMELINE_TOP) * probability, 1)
+
+    gap = TIMELINE_GAP_SAMPLES / samples_per_second
+    lines = []
+    for label in EXPRESSIONS:
+        strokes, previous = [], None
+        for point in track.points:
+            command = "M" if previous is None or point.time - previous > gap else "L"
+            strokes.append(f"{command}{x_of(point.time)},{y_of(point.probabilities.get(label, 0.0))}")
+            previous = point.time
+        lines.append(TimelineLine(label=label, path=" ".join(strokes)))
+    shares = ", ".join(f"{label} in {share:.0%}" for label, share in track.label_shares[:3])
+    frames = len(track.points)
+    description = (
+        f"Face {track.number}, in {frames} frame{'s' if frames != 1 else ''} from {timestamp(track.first_time)} "
+        f"to {timestamp(track.last_time)}: {shares} of them. Each line is one expression's probability over "
+        "time; each dot, a frame, at the expression predicted there. The table beside it lists every frame."
+    )
+    return TimelineChart(
+        width=TIMELINE_WIDTH,
+        height=TIMELINE_HEIGHT,
+        left=TIMELINE_LEFT,
+        right=TIMELINE_RIGHT,
+        top=TIMELINE_TOP,
+        bottom=TIMELINE_BOTTOM,
+        lines=lines,
+        marks=[TimelineMark(x=x_of(point.time), y=y_of(point.confidence), point=point) for point in track.points],
+        x_ticks=[
+            Tick(position=x_of(span * step / (X_TICKS - 1)), text=timestamp(span * step / (X_TICKS - 1)))
+            for step in range(X_TICKS)
+        ],
+        y_ticks=[Tick(position=y_of(share), text=f"{share:.0%}") for share in (0, 0.5, 1)],
+        description=description,
     )

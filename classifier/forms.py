@@ -3,6 +3,7 @@
 from django import forms
 from django.conf import settings
 
+from classifier import videos
 from classifier.images import upload_limits_text
 from classifier.models import Capture, Expression
 
@@ -61,3 +62,29 @@ class CaptureFilterForm(forms.Form):
         if not self.is_valid():
             return {}
         return {"label": self.cleaned_data["label"] or None, **self.STATES[self.cleaned_data["state"]][1]}
+
+
+class VideoForm(forms.Form):
+    file = forms.FileField(
+        label="Video",
+        widget=forms.ClearableFileInput(attrs={"accept": "video/mp4,video/webm,video/quicktime,.mp4,.m4v,.webm,.mov"}),
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        limits = settings.EMOTIONSITE_VIDEO
+        self.fields["file"].help_text = (
+            videos.upload_limits_text(
+                max_bytes=limits.max_bytes, max_seconds=limits.max_seconds, max_pixels=limits.max_pixels
+            )
+            + "."
+        )
+        lowest, highest = limits.min_samples_per_second, limits.max_samples_per_second
+        self.fields["samples_per_second"] = forms.FloatField(
+            label="Frames read per second",
+            initial=limits.samples_per_second,
+            min_value=lowest,
+            max_value=highest,
+            widget=forms.NumberInput(attrs={"step": "0.5"}),
+            help_text=f"From {lowest:g} to {highest:g}: more follows quicker changes, and takes longer to read.",
+        )

@@ -17,6 +17,9 @@ urlpatterns = [
     path(
         "captures/<int:capture_id>/thumbnail.jpg", views.capture_image, {"kind": "thumbnail"}, name="capture_thumbnail"
     ),
+    path("videos/", views.video_list, name="video_list"),
+    path("videos/<int:video_id>/", views.video_detail, name="video_detail"),
+    path("videos/<int:video_id>/delete/", views.video_delete, name="video_delete"),
     path("faces/<int:face_id>/review/", views.face_review, name="face_review"),
     path("faces/<int:face_id>/image.jpg", views.face_image, name="face_image"),
     path("review/", views.review_queue, name="review_queue"),

@@ -21,10 +21,11 @@ from rest_framework.decorators import api_view, schema
 from rest_framework.request import Request
 
 from classifier import charts, exports, inference, selectors, services
-from classifier.forms import CaptureFilterForm, CaptureForm, QueueReviewForm, ReviewForm
+from classifier.forms import CaptureFilterForm, CaptureForm, QueueReviewForm, ReviewForm, VideoForm
 from classifier.images import encode_jpeg, enlarged_crop, face_picture, refuse_a_declared_oversized_upload
 from classifier.models import WORKER_SILENT_AFTER, Capture
 from classifier.training_data import face_crop
+from classifier.videos import refuse_a_declared_oversized_video
 from ml.labels import EXPRESSIONS
 
 CAPTURES_PER_PAGE = 20
@@ -105,7 +106,12 @@ def capture_detail(request: HttpRequest, capture_id: int) -> HttpResponse:
     capture = selectors.capture_detail(user=request.user, capture_id=capture_id)
     if capture is None:
         raise Http404("No such capture.")
-    return render(request, "classifier/capture_detail.html", {"capture": capture})
+    previous_frame, next_frame = selectors.video_frame_neighbours(capture) if capture.video_id else (None, None)
+    return render(
+        request,
+        "classifier/capture_detail.html",
+        {"capture": capture, "previous_frame": previous_frame, "next_frame": next_frame},
+    )
 
 
 @login_required
@@ -254,6 +260,55 @@ def review_queue_undo(request: HttpRequest) -> HttpResponse:
     else:
         messages.success(request, "Your last review was undone.")
     return redirect("classifier:review_queue")
+
+
+@login_required
+def video_list(request: HttpRequest) -> HttpResponse:
+    """The user's videos, and the form that uploads one (checked all through before it is kept)."""
+    form, status = VideoForm(), 200
+    if request.method == "POST":
+        try:
+            refuse_a_declared_oversized_video(
+                request.META.get("CONTENT_LENGTH"), max_bytes=settings.EMOTIONSITE_VIDEO.max_bytes
+            )
+        except services.VideoRefused as refusal:
+            form.add_error("file", refusal.message)
+            status = 413
+        else:
+            form = VideoForm(request.POST, request.FILES)
+            status = 400
+            if form.is_valid():
+                try:
+                    video = services.video_create(owner=request.user, **form.cleaned_data)
+                except services.VideoRefused as refusal:
+                    form.add_error("file", refusal.message)
+                    status = 413 if refusal.too_large else 400
+                else:
+                    return redirect("classifier:video_detail", video_id=video.pk)
+    context = {"form": form, "videos": selectors.video_list(user=request.user)}
+    return render(request, "classifier/video_list.html", context, status=status)
+
+
+@login_required
+@require_GET
+def video_detail(request: HttpRequest, video_id: int) -> HttpResponse:
+    """A video's progress while the worker reads it (its script polls the API), then its emotion timeline."""
+    video = get_object_or_404(selectors.video_list(user=request.user), pk=video_id)
+    tracks = [
+        (track, charts.timeline_chart(track, duration=video.duration, samples_per_second=video.samples_per_second))
+        for track in selectors.video_timeline(video)
+    ]
+    return render(request, "classifier/video_detail.html", {"video": video, "tracks": tracks, "labels": EXPRESSIONS})
+
+
+@login_required
+def video_delete(request: HttpRequest, video_id: int) -> HttpResponse:
+    video = get_object_or_404(selectors.video_list(user=request.user), pk=video_id)
+    if request.method == "POST":
+        services.video_delete(video=video)
+        messages.success(request, "The video, its frames and their faces were deleted.")
+        return redirect("classifier:video_list")
+    return render(request, "classifier/video_delete.html", {"video": video})
 
 
 EXPORTS = {

@@ -45,6 +45,8 @@ def as_api_exception(exc: Exception) -> Exception:
         return PayloadTooLarge(str(exc))
     if isinstance(exc, services.ImageRefused):
         return PayloadTooLarge(exc.message) if exc.too_large else ValidationError({"image": [exc.message]})
+    if isinstance(exc, services.VideoRefused):
+        return PayloadTooLarge(exc.message) if exc.too_large else ValidationError({"file": [exc.message]})
     if isinstance(exc, services.ActivationRefused | services.RetrainRefused | services.CancelRefused):
         return Conflict(str(exc))
     if isinstance(exc, services.IdempotencyKeyReused):

@@ -5,9 +5,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
-from classifier import services
+from classifier import selectors, services, videos
 from classifier.images import upload_limits_text
-from classifier.models import Capture, Expression, Face, ModelActivation, ModelVersion, TrainingJob
+from classifier.models import Capture, Expression, Face, ModelActivation, ModelVersion, TrainingJob, Video
 from ml.labels import EXPRESSIONS
 
 
@@ -73,9 +73,15 @@ class CaptureSerializer(serializers.ModelSerializer):
             "height",
             "model_version",
             "whole_image",
+            "video",
+            "video_time",
             "faces",
         ]
         read_only_fields = fields
+        extra_kwargs = {
+            "video": {"help_text": "a video frame's video; null for a photo"},
+            "video_time": {"help_text": "a video frame's time, in seconds from the video's start"},
+        }
 
     def get_image_url(self, capture: Capture) -> str:
         return reverse("classifier:capture_image", args=[capture.pk], request=self.context.get("request"))
@@ -96,7 +102,7 @@ class ImageUploadSerializer(serializers.Serializer):
 
 
 class CaptureCreateSerializer(ImageUploadSerializer):
-    source = serializers.ChoiceField(choices=Capture.Source.choices, default=Capture.Source.UPLOAD)
+    source = serializers.ChoiceField(choices=Capture.SENT_SOURCES, default=Capture.Source.UPLOAD)
 
 
 class PredictedFaceSerializer(serializers.Serializer):
@@ -302,4 +308,98 @@ class TrainingJobCreateSerializer(serializers.Serializer):
     )
     use_reference_data = serializers.BooleanField(
         default=True, help_text="mix in the reference data set, when the site has one configured"
+    )
+
+
+class VideoSerializer(serializers.ModelSerializer):
+    state = serializers.ChoiceField(
+        source="state_now", choices=Video.State.choices, read_only=True, help_text="failed once its worker stopped"
+    )
+    state_display = serializers.CharField(source="state_now_display", read_only=True, help_text="the state in words")
+    error = serializers.CharField(source="error_now", read_only=True, help_text="why it failed, for people")
+    progress_summary = serializers.CharField(read_only=True, help_text="where the reading is, in words")
+    fraction_done = serializers.FloatField(read_only=True, help_text="share of the frames to read that are read")
+    model_version = serializers.SlugRelatedField(slug_field="version", read_only=True, allow_null=True)
+    face_count = serializers.IntegerField(read_only=True, help_text="faces found in the frames read")
+    track_count = serializers.IntegerField(read_only=True, help_text="faces followed through the video")
+
+    class Meta:
+        model = Video
+        fields = [
+            "id",
+            "name",
+            "created_at",
+            "container",
+            "codec",
+            "width",
+            "height",
+            "duration",
+            "frame_rate",
+            "size",
+            "samples_per_second",
+            "state",
+            "state_display",
+            "error",
+            "samples_done",
+            "samples_total",
+            "fraction_done",
+            "progress_summary",
+            "model_version",
+            "face_count",
+            "track_count",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+        extra_kwargs = {
+            "duration": {"help_text": "seconds"},
+            "size": {"help_text": "bytes"},
+            "samples_per_second": {"help_text": "the rate at which frames are read"},
+            "samples_done": {"help_text": "frames read so far"},
+        }
+
+
+class TimelinePointSerializer(serializers.Serializer):
+    time = serializers.FloatField(help_text="seconds from the video's start")
+    face = serializers.IntegerField(help_text="the face's id: PATCH /api/v1/faces/{id}/ reviews it")
+    capture = serializers.IntegerField(help_text="the frame's capture: GET /api/v1/captures/{id}/")
+    box = serializers.ListField(child=serializers.IntegerField(), min_length=4, max_length=4)
+    predicted_label = serializers.ChoiceField(choices=Expression.choices)
+    confidence = serializers.FloatField()
+    probabilities = serializers.DictField(child=serializers.FloatField())
+    true_label = serializers.ChoiceField(choices=Expression.choices, allow_null=True)
+    is_correct = serializers.BooleanField(allow_null=True)
+
+
+class TrackSerializer(serializers.Serializer):
+    number = serializers.IntegerField(help_text="the same for the same face in every frame it was followed")
+    points = TimelinePointSerializer(many=True)
+
+
+class VideoDetailSerializer(VideoSerializer):
+    timeline = serializers.SerializerMethodField(help_text="each face followed through the video, in time order")
+
+    class Meta(VideoSerializer.Meta):
+        fields = [*VideoSerializer.Meta.fields, "timeline"]
+        read_only_fields = fields
+
+    @extend_schema_field(TrackSerializer(many=True))
+    def get_timeline(self, video: Video) -> list[dict]:
+        return TrackSerializer(selectors.video_timeline(video), many=True).data
+
+
+class VideoCreateSerializer(serializers.Serializer):
+    file = serializers.FileField(
+        help_text=videos.upload_limits_text(
+            max_bytes=settings.EMOTIONSITE_VIDEO.max_bytes,
+            max_seconds=settings.EMOTIONSITE_VIDEO.max_seconds,
+            max_pixels=settings.EMOTIONSITE_VIDEO.max_pixels,
+        ),
+        allow_empty_file=True,  # the service refuses it with its own message
+    )
+    samples_per_second = serializers.FloatField(
+        min_value=settings.EMOTIONSITE_VIDEO.min_samples_per_second,
+        max_value=settings.EMOTIONSITE_VIDEO.max_samples_per_second,
+        default=settings.EMOTIONSITE_VIDEO.samples_per_second,
+        help_text="how many frames are read per second of video",
     )

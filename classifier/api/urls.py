@@ -13,6 +13,7 @@ from classifier.api.parsers import JSONParser
 router = SimpleRouter(trailing_slash=True)
 router.register("captures", views.CaptureViewSet, basename="capture")
 router.register("faces", views.FaceViewSet, basename="face")
+router.register("videos", views.VideoViewSet, basename="video")
 router.register("training-jobs", views.TrainingJobViewSet, basename="training-job")
 
 api_v1 = [

@@ -27,9 +27,13 @@ from classifier.api.serializers import (
     PredictionSerializer,
     TrainingJobCreateSerializer,
     TrainingJobSerializer,
+    VideoCreateSerializer,
+    VideoDetailSerializer,
+    VideoSerializer,
 )
 from classifier.images import refuse_a_declared_oversized_upload
 from classifier.models import IDEMPOTENCY_KEY_HOURS
+from classifier.videos import refuse_a_declared_oversized_video
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 
@@ -88,7 +92,7 @@ class CaptureViewSet(
 
     def get_queryset(self):
         if self.action != "list":
-            return selectors.capture_list(user=self.request.user)
+            return selectors.capture_list(user=self.request.user, video_frames=True)
         filters = CaptureFilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
         return selectors.capture_list(user=self.request.user, **filters.validated_data)
@@ -132,6 +136,48 @@ class PredictView(APIView):
         upload = ImageUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
         return Response(PredictionSerializer.of(services.image_predict(image=upload.validated_data["image"])))
+
+
+@extend_schema_view(
+    create=extend_schema(
+        request={"multipart/form-data": VideoCreateSerializer},
+        responses={
+            201: VideoSerializer,
+            400: OpenApiResponse(description="not an MP4, WebM or MOV video, a damaged or cut one, or only sound"),
+            413: OpenApiResponse(description="over EMOTIONSITE_VIDEO's limits: bytes, length or frame size"),
+        },
+    ),
+    retrieve=extend_schema(responses=VideoDetailSerializer),
+)
+class VideoViewSet(
+    mixins.CreateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Your videos, newest first. Upload one (checked all through, then read by the background worker:
+    follow `state` and `fraction_done`); its detail has the emotion timeline once it is read."""
+
+    parser_classes = [MultiPartParser, FormParser]
+
+    def get_queryset(self):
+        return selectors.video_list(user=self.request.user)
+
+    def get_serializer_class(self):
+        return VideoDetailSerializer if self.action == "retrieve" else VideoSerializer
+
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        refuse_a_declared_oversized_video(
+            request.META.get("CONTENT_LENGTH"), max_bytes=settings.EMOTIONSITE_VIDEO.max_bytes
+        )
+        upload = VideoCreateSerializer(data=request.data)
+        upload.is_valid(raise_exception=True)
+        video = services.video_create(owner=request.user, **upload.validated_data)
+        return Response(VideoSerializer(self.get_queryset().get(pk=video.pk)).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance) -> None:
+        services.video_delete(video=instance)
 
 
 class FaceViewSet(mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet):
