@@ -777,10 +777,18 @@ class StoredFrame:
 
 def video_frame_save(*, video: Video, time: float, picture: Image.Image) -> StoredFrame:
     """Store one sampled frame, as a capture's image and thumbnail are stored, in the video's frames folder.
-    Its capture row comes later, with all the others (video_frames_store)."""
+    Its capture row comes later, with all the others (video_frames_store).
+
+    Made faster than a photo's, as a video has hundreds: Huffman tables not optimised, the thumbnail
+    shrunk bilinearly (640x480: 2.6 ms in all against 7.5 ms; a few percent more bytes).
+    """
     folder, name = video_frames_folder(video), f"{round(time * 1000):09d}"
-    image = default_storage.save(f"{folder}/{name}.jpg", ContentFile(images.encode_jpeg(picture)))
-    thumbnail_bytes = images.encode_jpeg(images.thumbnail(picture), quality=images.THUMBNAIL_JPEG_QUALITY)
+    image = default_storage.save(f"{folder}/{name}.jpg", ContentFile(images.encode_jpeg(picture, optimize=False)))
+    thumbnail_bytes = images.encode_jpeg(
+        images.thumbnail(picture, resample=Image.Resampling.BILINEAR),
+        quality=images.THUMBNAIL_JPEG_QUALITY,
+        optimize=False,
+    )
     thumbnail = default_storage.save(f"{folder}/{name}-thumbnail.jpg", ContentFile(thumbnail_bytes))
     return StoredFrame(image=image, thumbnail=thumbnail, width=picture.width, height=picture.height)
 

@@ -13,7 +13,6 @@ removes when it marks the video failed. Either way no capture, face or timeline 
 """
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from time import monotonic
 
 import numpy as np
@@ -72,11 +71,9 @@ def _read_and_keep(video: Video) -> bool:
     limits = settings.EMOTIONSITE_VIDEO
     model_version, predictor = services.active_predictor()
     tracker = videos.FaceTracker()
-    found = []  # (time, the frame being stored, finding, tracks) of each sample with a face
+    found = []  # (time, stored frame, finding, tracks) of each sample with a face
     samples, last_report = 0, monotonic()
-    # Frames are encoded and written by a thread of their own (Pillow lets go of the GIL as it encodes),
-    # beside face finding: 60 s of 640x480 at 5 frames/s read in 2 s less (bench/bench_video.py).
-    with default_storage.open(video.file.name, "rb") as file, ThreadPoolExecutor(1, "video-frames") as storing:
+    with default_storage.open(video.file.name, "rb") as file:
         for sample in videos.sampled_frames(
             file,
             samples_per_second=video.samples_per_second,
@@ -86,9 +83,7 @@ def _read_and_keep(video: Video) -> bool:
             samples += 1
             finding = find_faces(sample.picture)
             if finding.faces:
-                stored = storing.submit(
-                    services.video_frame_save, video=video, time=sample.time, picture=sample.picture
-                )
+                stored = services.video_frame_save(video=video, time=sample.time, picture=sample.picture)
                 tracks = tracker.assign(sample.time, [face.box for face in finding.faces])
                 found.append((sample.time, stored, finding, tracks))
             if monotonic() - last_report >= HEARTBEAT_SECONDS:
@@ -104,9 +99,7 @@ def _read_and_keep(video: Video) -> bool:
     frames, start = [], 0
     for sample_time, stored, finding, tracks in found:
         end = start + len(finding.faces)
-        frames.append(
-            services.VideoFrameReading(sample_time, stored.result(), finding, probabilities[start:end], tracks)
-        )
+        frames.append(services.VideoFrameReading(sample_time, stored, finding, probabilities[start:end], tracks))
         start = end
     if not services.video_frames_store(video=video, model_version=model_version, frames=frames, samples=samples):
         raise VideoAbandoned(f"video {video.pk} is no longer running")
