@@ -224,8 +224,9 @@ def epoch_curve(epochs: list[dict]) -> EpochCurve | None:
 
 
 # A video's emotion timeline, one chart per track, in SVG user units; the SVG scales to the page's width.
-TIMELINE_WIDTH, TIMELINE_HEIGHT = 640, 200
-TIMELINE_LEFT, TIMELINE_RIGHT, TIMELINE_TOP, TIMELINE_BOTTOM = 44, 628, 10, 172
+TIMELINE_WIDTH, TIMELINE_HEIGHT = 640, 240
+# Room left and below for the labels, which a phone draws at twice the size (accuracy.css).
+TIMELINE_LEFT, TIMELINE_RIGHT, TIMELINE_TOP, TIMELINE_BOTTOM = 72, 604, 12, 200
 # A line breaks where the face was not found for longer than this many sample intervals.
 TIMELINE_GAP_SAMPLES = 1.5
 
@@ -289,7 +290,7 @@ def timeline_chart(track: Track, *, duration: float, samples_per_second: float) 
     shares = ", ".join(f"{label} in {share:.0%}" for label, share in track.label_shares[:3])
     frames = len(track.points)
     description = (
-        f"Face {track.number}, in {frames} frame{'s' if frames != 1 else ''} from {timestamp(track.first_time)} "
+        f"Track {track.number}, in {frames} frame{'s' if frames != 1 else ''} from {timestamp(track.first_time)} "
         f"to {timestamp(track.last_time)}: {shares} of them. Each line is one expression's probability over "
         "time; each dot, a frame, at the expression predicted there. The table beside it lists every frame."
     )

@@ -82,7 +82,7 @@ class VideoForm(forms.Form):
         lowest, highest = limits.min_samples_per_second, limits.max_samples_per_second
         self.fields["samples_per_second"] = forms.FloatField(
             label="Frames read per second",
-            initial=limits.samples_per_second,
+            initial=f"{limits.samples_per_second:g}",
             min_value=lowest,
             max_value=highest,
             widget=forms.NumberInput(attrs={"step": "0.5"}),

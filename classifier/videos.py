@@ -236,8 +236,11 @@ def _too_long(seconds: float, max_seconds: int) -> str:
 
 
 def _clock(seconds: float) -> str:
+    """A length in words: "45 s", "10 min", "1 min 5 s"."""
     minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
+    if not minutes:
+        return f"{rest} s"
+    return f"{minutes} min {rest} s" if rest else f"{minutes} min"
 
 
 def _demuxed_extent(container, stream) -> tuple[float, float, int, float]:

@@ -5,6 +5,7 @@ import pytest
 from classifier import services
 from classifier.models import ModelVersion, TrainingJob
 from tests.browser.test_pages import PHONE, upload_photo
+from tests.classifier.video_corpus import face_video, read, upload
 
 pytestmark = pytest.mark.slow
 
@@ -37,6 +38,10 @@ def overflowing_pages(page, pages: list[tuple[str, str]]) -> dict:
 
 def test_every_page_fits_a_phone_for_a_user(open_page, user) -> None:
     capture = upload_photo(user)
+    # A read video with a long name, its timeline and a frame; and one waiting for the worker.
+    video = read(user, face_video(faces=2), name="a-very-long-video-file-name-from-a-phone-camera-20261201.mp4")
+    frame = video.frames.first()
+    queued = services.video_create(owner=user, file=upload("queued.mp4", face_video()))
     page = open_page(user=user, viewport=PHONE)
 
     assert (
@@ -49,6 +54,11 @@ def test_every_page_fits_a_phone_for_a_user(open_page, user) -> None:
                 (f"/captures/{capture.pk}/", ".face-card"),
                 (f"/captures/{capture.pk}/delete/", "form"),
                 ("/review/", ".review-picture"),
+                ("/videos/", ".video-item"),
+                (f"/videos/{video.pk}/", ".timeline svg"),
+                (f"/videos/{queued.pk}/", "progress"),
+                (f"/captures/{frame.pk}/", ".face-card"),
+                (f"/videos/{video.pk}/delete/", "form"),
                 ("/accuracy/", "h1"),
                 ("/accounts/", ".tokens, form"),
                 ("/accounts/password/", "form"),

@@ -171,7 +171,7 @@ REFUSED_VIDEOS: dict[str, tuple[Callable[[], bytes], int, str]] = {
     "sound.mp4": (lambda: audio_only(), 400, "only sound"),
     "sound.webm": (lambda: audio_only("webm", "libopus"), 400, "only sound"),
     "huge.mp4": (huge_frame_video, 413, "10000x10000 pixels"),
-    "eleven-minutes.mp4": (lambda: long_video(11 * 60), 413, "11 min 0 s; the limit is 10 min 0 s"),
+    "eleven-minutes.mp4": (lambda: long_video(11 * 60), 413, "lasts 11 min; the limit is 10 min."),
     "webm-named.mp4": (lambda: face_webm(), 400, "named webm-named.mp4 but holds a WebM video"),
     "mp4-named.webm": (lambda: face_video(), 400, "named mp4-named.webm but holds an MP4 video"),
     "photo-named.mp4": (lambda: encode(astronaut(), "PNG"), 400, "a PNG image, not a video we take"),
