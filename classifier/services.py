@@ -780,12 +780,13 @@ def video_frame_save(*, video: Video, time: float, picture: Image.Image) -> Stor
     Its capture row comes later, with all the others (video_frames_store).
 
     Made faster than a photo's, as a video has hundreds: Huffman tables not optimised, the thumbnail
-    shrunk bilinearly (640x480: 2.6 ms in all against 7.5 ms; a few percent more bytes).
+    shrunk by a box filter, then bilinearly (640x480, both JPEGs: 2.2 ms against 12.6 ms, load average
+    8.3 on 2 cores; 3% more bytes).
     """
     folder, name = video_frames_folder(video), f"{round(time * 1000):09d}"
     image = default_storage.save(f"{folder}/{name}.jpg", ContentFile(images.encode_jpeg(picture, optimize=False)))
     thumbnail_bytes = images.encode_jpeg(
-        images.thumbnail(picture, resample=Image.Resampling.BILINEAR),
+        images.thumbnail(picture, resample=Image.Resampling.BILINEAR, reducing_gap=1.0),
         quality=images.THUMBNAIL_JPEG_QUALITY,
         optimize=False,
     )
