@@ -13,11 +13,31 @@ from ml import promotion
 from ml.labels import EXPRESSIONS
 from ml.promotion import Interval
 
-# The day chart's drawing box, in SVG user units; the SVG scales to the page's width.
-CHART_WIDTH = 640
-CHART_HEIGHT = 240
-PLOT_LEFT, PLOT_RIGHT, PLOT_TOP, PLOT_BOTTOM = 60, 604, 12, 200
 X_TICKS = 5
+
+
+@dataclass(frozen=True)
+class PlotArea:
+    """A chart's drawing box, width x height in SVG user units (the SVG scales to the page's width), and
+    the plot inside it, from left to right and top to bottom; the margins hold the axes' labels."""
+
+    width: int
+    height: int
+    left: int
+    right: int
+    top: int
+    bottom: int
+
+    def x_at(self, share: float) -> float:
+        """The x of a share (0 to 1) of the way from left to right."""
+        return self.left + (self.right - self.left) * share
+
+    def y_at(self, share: float) -> float:
+        """The y of a share (0 to 1) of the way from the bottom up: 0% at the bottom, 100% at the top."""
+        return self.bottom - (self.bottom - self.top) * share
+
+
+DAY_CHART_AREA = PlotArea(width=640, height=240, left=60, right=604, top=12, bottom=200)
 
 
 def wilson_interval(successes: int, total: int) -> Interval | None:
@@ -40,13 +60,7 @@ class DayPoint:
 
 
 @dataclass(frozen=True)
-class DayChart:
-    width: int
-    height: int
-    left: int
-    right: int
-    top: int
-    bottom: int
+class DayChart(PlotArea):
     points: list[DayPoint]
     polyline: str  # the SVG `points` attribute joining the days
     overall_y: float | None  # the overall accuracy's height, drawn as a dashed reference line
@@ -65,12 +79,9 @@ def day_chart(days: list[DayAccuracy], *, overall: float | None) -> DayChart | N
     most_reviews = max(day.reviewed for day in days)
 
     def x_of(when: date) -> float:
-        if span == 0:
-            return (PLOT_LEFT + PLOT_RIGHT) / 2
-        return PLOT_LEFT + (PLOT_RIGHT - PLOT_LEFT) * (when - first).days / span
+        return DAY_CHART_AREA.x_at((when - first).days / span if span else 0.5)
 
-    def y_of(accuracy: float) -> float:
-        return PLOT_BOTTOM - (PLOT_BOTTOM - PLOT_TOP) * accuracy
+    y_of = DAY_CHART_AREA.y_at
 
     points = [
         DayPoint(
@@ -94,12 +105,7 @@ def day_chart(days: list[DayAccuracy], *, overall: float | None) -> DayChart | N
         "The table below lists every day."
     )
     return DayChart(
-        width=CHART_WIDTH,
-        height=CHART_HEIGHT,
-        left=PLOT_LEFT,
-        right=PLOT_RIGHT,
-        top=PLOT_TOP,
-        bottom=PLOT_BOTTOM,
+        **vars(DAY_CHART_AREA),
         points=points,
         polyline=" ".join(f"{point.x},{point.y}" for point in points),
         overall_y=None if overall is None else round(y_of(overall), 1),
@@ -223,10 +229,9 @@ def epoch_curve(epochs: list[dict]) -> EpochCurve | None:
     )
 
 
-# A video's emotion timeline, one chart per track, in SVG user units; the SVG scales to the page's width.
-TIMELINE_WIDTH, TIMELINE_HEIGHT = 640, 240
-# Room left and below for the labels, which a phone draws at twice the size (accuracy.css).
-TIMELINE_LEFT, TIMELINE_RIGHT, TIMELINE_TOP, TIMELINE_BOTTOM = 72, 604, 12, 200
+# A video's emotion timeline, one chart per track; more room on the left than the day chart for "100%",
+# which a phone draws at twice the size (accuracy.css).
+TIMELINE_AREA = PlotArea(width=640, height=240, left=72, right=604, top=12, bottom=200)
 # A line breaks where the face was not found for longer than this many sample intervals.
 TIMELINE_GAP_SAMPLES = 1.5
 
@@ -253,13 +258,7 @@ class TimelineLine:
 
 
 @dataclass(frozen=True)
-class TimelineChart:
-    width: int
-    height: int
-    left: int
-    right: int
-    top: int
-    bottom: int
+class TimelineChart(PlotArea):
     lines: list[TimelineLine]  # each expression's probability over time
     marks: list[TimelineMark]
     x_ticks: list[Tick]
@@ -273,10 +272,10 @@ def timeline_chart(track: Track, *, duration: float, samples_per_second: float) 
     span = max(duration, track.last_time)
 
     def x_of(seconds: float) -> float:
-        return round(TIMELINE_LEFT + (TIMELINE_RIGHT - TIMELINE_LEFT) * (seconds / span if span else 0.5), 1)
+        return round(TIMELINE_AREA.x_at(seconds / span if span else 0.5), 1)
 
     def y_of(probability: float) -> float:
-        return round(TIMELINE_BOTTOM - (TIMELINE_BOTTOM - TIMELINE_TOP) * probability, 1)
+        return round(TIMELINE_AREA.y_at(probability), 1)
 
     gap = TIMELINE_GAP_SAMPLES / samples_per_second
     lines = []
@@ -295,12 +294,7 @@ def timeline_chart(track: Track, *, duration: float, samples_per_second: float) 
         "time; each dot, a frame, at the expression predicted there. The table beside it lists every frame."
     )
     return TimelineChart(
-        width=TIMELINE_WIDTH,
-        height=TIMELINE_HEIGHT,
-        left=TIMELINE_LEFT,
-        right=TIMELINE_RIGHT,
-        top=TIMELINE_TOP,
-        bottom=TIMELINE_BOTTOM,
+        **vars(TIMELINE_AREA),
         lines=lines,
         marks=[TimelineMark(x=x_of(point.time), y=y_of(point.confidence), point=point) for point in track.points],
         x_ticks=[

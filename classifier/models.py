@@ -235,7 +235,50 @@ class WorkerHeartbeat(models.Model):
 QUEUED_HINT_AFTER = timedelta(minutes=1)
 
 
-class TrainingJob(models.Model):
+class RunByTheWorker(models.Model):
+    """A row that the background worker runs: its subclass gives a `state` (a State with RUNNING and
+    FAILED; UNFINISHED lists the states before the end), `stale_seconds` and `worker_stopped_error`.
+
+    Running, but its worker silent for longer than `stale_seconds` (killed, or its machine gone), it
+    reads as failed at once in pages and the API; the next write (a new request, the worker's next
+    task) marks it so, with `worker_stopped_error`.
+    """
+
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    # The worker's last sign of life, written as it goes.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def worker_stopped(self) -> bool:
+        if self.state != self.State.RUNNING or self.heartbeat_at is None:
+            return False
+        return self.heartbeat_at < timezone.now() - timedelta(seconds=self.stale_seconds)
+
+    @property
+    def state_now(self) -> str:
+        """The state, "failed" when its worker stopped, whether or not that is written yet."""
+        return self.State.FAILED if self.worker_stopped else self.state
+
+    @property
+    def state_now_display(self) -> str:
+        return self.State(self.state_now).label
+
+    @property
+    def error_now(self) -> str:
+        return self.worker_stopped_error if self.worker_stopped else self.error
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state_now not in self.UNFINISHED
+
+
+class TrainingJob(RunByTheWorker):
     """One request to retrain the model, run by the background worker (classifier.tasks.retrain).
 
     At most one job is queued or running at a time: the database refuses a second.
@@ -260,16 +303,9 @@ class TrainingJob(models.Model):
     # Phase, epoch, step, loss, validation accuracy, seconds left: written by the worker as it goes.
     progress = models.JSONField(default=dict)
     cancel_requested = models.BooleanField(default=False)
-    error = models.TextField(blank=True)
     model_version = models.OneToOneField(
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_job"
     )
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    # The worker's last sign of life; a running job silent for longer than EMOTIONSITE_RETRAIN.stale_seconds
-    # lost its worker and is marked failed.
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -284,12 +320,9 @@ class TrainingJob(models.Model):
         return f"Training job {self.pk} ({self.state})"
 
     @property
-    def worker_stopped(self) -> bool:
-        """Running, but its worker silent for longer than stale_seconds (killed, or its machine gone). Pages and
-        the API show it failed at once; the next write (a retrain request, the worker's next job) marks it so."""
-        if self.state != self.State.RUNNING or self.heartbeat_at is None:
-            return False
-        return self.heartbeat_at < timezone.now() - timedelta(seconds=settings.EMOTIONSITE_RETRAIN.stale_seconds)
+    def stale_seconds(self) -> int:
+        """A running job silent this long lost its worker."""
+        return settings.EMOTIONSITE_RETRAIN.stale_seconds
 
     @property
     def worker_stopped_error(self) -> str:
@@ -297,23 +330,6 @@ class TrainingJob(models.Model):
             f"The worker stopped: no sign of life since {self.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC. "
             "Nothing it trained was kept; the active model version is unchanged."
         )
-
-    @property
-    def state_now(self) -> str:
-        """The state, "failed" for a job whose worker stopped, whether or not that is written yet."""
-        return self.State.FAILED if self.worker_stopped else self.state
-
-    @property
-    def state_now_display(self) -> str:
-        return self.State(self.state_now).label
-
-    @property
-    def error_now(self) -> str:
-        return self.worker_stopped_error if self.worker_stopped else self.error
-
-    @property
-    def is_finished(self) -> bool:
-        return self.state_now not in self.UNFINISHED
 
     @property
     def fraction_done(self) -> float | None:
@@ -346,7 +362,7 @@ class TrainingJob(models.Model):
         return ", ".join(parts)
 
 
-class Video(models.Model):
+class Video(RunByTheWorker):
     """One uploaded video, read by the background worker (classifier.tasks.read_video): frames sampled at
     `samples_per_second`, their faces found, read and followed over time.
 
@@ -378,16 +394,9 @@ class Video(models.Model):
     state = models.CharField(max_length=20, choices=State, default=State.QUEUED)
     samples_done = models.PositiveIntegerField(default=0)
     samples_total = models.PositiveIntegerField()  # the frames that will be read: duration x rate, at most every frame
-    error = models.TextField(blank=True)
     model_version = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="videos"
     )
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    # The worker's last sign of life; running and silent for longer than EMOTIONSITE_VIDEO.stale_seconds
-    # means its worker died, and the video is marked failed.
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -402,12 +411,9 @@ class Video(models.Model):
         return f"Video {self.pk} by {self.owner}"
 
     @property
-    def worker_stopped(self) -> bool:
-        """Running, but its worker silent for longer than stale_seconds. Pages and the API show it failed at
-        once; the next video the worker takes marks it so (services.videos_fail_stale)."""
-        if self.state != self.State.RUNNING or self.heartbeat_at is None:
-            return False
-        return self.heartbeat_at < timezone.now() - timedelta(seconds=settings.EMOTIONSITE_VIDEO.stale_seconds)
+    def stale_seconds(self) -> int:
+        """A running video silent this long lost its worker."""
+        return settings.EMOTIONSITE_VIDEO.stale_seconds
 
     @property
     def worker_stopped_error(self) -> str:
@@ -415,23 +421,6 @@ class Video(models.Model):
             f"The worker stopped while reading this video: no sign of life since {self.heartbeat_at:%Y-%m-%d %H:%M:%S}"
             " UTC. Nothing it read was kept; delete the video and upload it again."
         )
-
-    @property
-    def state_now(self) -> str:
-        """The state, "failed" for a video whose worker stopped, whether or not that is written yet."""
-        return self.State.FAILED if self.worker_stopped else self.state
-
-    @property
-    def state_now_display(self) -> str:
-        return self.State(self.state_now).label
-
-    @property
-    def error_now(self) -> str:
-        return self.worker_stopped_error if self.worker_stopped else self.error
-
-    @property
-    def is_finished(self) -> bool:
-        return self.state_now not in self.UNFINISHED
 
     @property
     def fraction_done(self) -> float:

@@ -1,9 +1,6 @@
 """The worker reading videos made here (a real face moving across the frame): its frames, faces and
 tracks, turned upright, at the chosen rate; failing with the reason and keeping nothing; and deleting."""
 
-import os
-import subprocess
-import sys
 import time
 from dataclasses import replace
 from io import StringIO
@@ -27,7 +24,7 @@ from tests.classifier.video_corpus import (
     sideways_face_video,
     upload,
 )
-from tests.conftest import make_user
+from tests.conftest import make_user, start_db_worker
 
 
 def run_worker() -> None:
@@ -149,19 +146,8 @@ def test_a_worker_killed_mid_video_leaves_it_failed_with_no_timeline(settings, m
     """The worker is a real `manage.py db_worker` process, killed (SIGKILL) half way through a video."""
     owner = make_user("ada")
     video = services.video_create(owner=owner, file=upload("long.mp4", face_video(30.0, 10)))
-    environment = os.environ | {
-        "DATABASE_URL": f"sqlite:///{settings.DATABASES['default']['NAME']}",
-        "EMOTIONSITE_MODEL_DIR": str(settings.EMOTIONSITE_MODEL_DIR),
-        "EMOTIONSITE_MEDIA_DIR": str(media_dir),
-    }
-    worker = subprocess.Popen(
-        [sys.executable, "manage.py", "db_worker", "--no-reload", "--no-startup-delay", "--interval", "0.2"],
-        cwd=settings.BASE_DIR,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
     frames_folder = media_dir / services.video_frames_folder(video)
+    worker = start_db_worker(settings, media_dir)
     try:
         deadline = time.monotonic() + 120
         while Video.objects.get(pk=video.pk).samples_done < 20:
