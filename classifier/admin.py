@@ -364,7 +364,7 @@ class TrainingJobAdmin(admin.ModelAdmin):
 
 
 @admin.register(Video)
-class VideoAdmin(admin.ModelAdmin):
+class VideoAdmin(_SaysWhenFilesCannotBeRemoved, admin.ModelAdmin):
     """The file itself is private and never linked; its frames are captures, listed with them."""
 
     list_display = ["id", "name", "owner", "state_now", "duration", "samples_done", "created_at"]

@@ -1,5 +1,6 @@
 """Model versions, captures and their faces; what the database can enforce, it does."""
 
+import os
 from datetime import timedelta
 
 from django.conf import settings
@@ -409,6 +410,11 @@ class Video(RunByTheWorker):
 
     def __str__(self) -> str:
         return f"Video {self.pk} by {self.owner}"
+
+    @property
+    def frames_folder(self) -> str:
+        """Where the worker stores the video's frames as it reads them: beside the video, named after it."""
+        return f"{os.path.splitext(self.file.name)[0]}-frames"
 
     @property
     def stale_seconds(self) -> int:

@@ -315,15 +315,19 @@ class OrphanFiles:
 
 
 def orphan_media_files(*, min_age: timedelta) -> OrphanFiles:
-    """Every file in the media storage that no capture's image or thumbnail names and that is older than
-    `min_age`. The files are listed before the names are read, so a capture committed meanwhile is known."""
+    """Every file in the media storage that no capture's image or thumbnail, nor video, names, and that is
+    older than `min_age`; the frames of a video being read are left (their captures come at its end). The
+    files are listed before the names are read, so a capture committed meanwhile is known."""
     files = [
         MediaFile(name, default_storage.size(name), default_storage.get_modified_time(name))
         for name in media_file_names("")
     ]
     named = {name for pair in Capture.objects.values_list("image", "thumbnail").iterator() for name in pair}
+    named |= set(Video.objects.values_list("file", flat=True))
+    # A video being read stores its frames before their captures are committed, all at the end.
+    being_read = tuple(f"{video.frames_folder}/" for video in Video.objects.filter(state__in=Video.UNFINISHED))
     cutoff = timezone.now() - min_age
-    unnamed = [file for file in files if file.name not in named]
+    unnamed = [file for file in files if file.name not in named and not file.name.startswith(being_read)]
     orphans = [file for file in unnamed if file.modified < cutoff]
     return OrphanFiles(orphans=orphans, recent=len(unnamed) - len(orphans), checked=len(files))
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from django.conf import settings
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
@@ -277,13 +277,13 @@ def user_delete(*, user: User) -> None:
     with transaction.atomic():
         User.objects.select_for_update().filter(pk=user.pk).exists()  # the lock; the answer is not needed
         names = [name for pair in user.captures.values_list("image", "thumbnail") for name in pair if name]
-        _media_check_removable(names, refusal=MediaUnavailable.DELETE_ACCOUNT)
-        folder = _capture_folder(user)
-        user_videos = list(user.videos.all())
+        video_names = list(user.videos.values_list("file", flat=True))
+        _media_check_removable([*names, *video_names], refusal=MediaUnavailable.DELETE_ACCOUNT)
+        folder, video_folder = _capture_folder(user), _video_folder(user)
         user.delete()
         transaction.on_commit(lambda: media_files_remove([*names, *selectors.media_file_names(folder), folder]))
-        for video in user_videos:
-            transaction.on_commit(_video_files_delete_later(video))
+        # Their videos' folder, with every frames folder in it (frames are captures too, named above).
+        transaction.on_commit(lambda: media_folder_remove(video_folder))
 
 
 def _capture_folder(owner: User) -> str:
@@ -309,14 +309,26 @@ class MediaUnavailable(Exception):
         "The account cannot be deleted right now (the server's media folder is not writable); it is kept as it "
         "was. Try again later."
     )
+    UPLOAD_VIDEO = (
+        "Videos cannot be stored right now (the server's media folder is not writable); nothing was stored. "
+        "Try again later."
+    )
+    VIDEO_FRAMES = (
+        "The video's frames could not be stored (the server's media folder is not writable); nothing of it "
+        "was kept. Delete the video, and upload it again later."
+    )
+    DELETE_VIDEO = (
+        "The video cannot be deleted right now (the server's media folder is not writable); it is kept as it "
+        "was. Try again later."
+    )
 
 
-def _media_save(name: str, content: bytes) -> str:
+def _media_save(name: str, content: bytes | File, *, refusal: str = MediaUnavailable.UPLOAD) -> str:
     try:
-        return default_storage.save(name, ContentFile(content))
+        return default_storage.save(name, content if isinstance(content, File) else ContentFile(content))
     except OSError as error:
         logger.error("Cannot write %s in the media folder: %s", name, error)
-        raise MediaUnavailable(MediaUnavailable.UPLOAD) from error
+        raise MediaUnavailable(refusal) from error
 
 
 def _media_check_removable(names: list[str], *, refusal: str) -> None:
@@ -335,6 +347,19 @@ def media_files_remove(names: list[str]) -> None:
             default_storage.delete(name)
         except OSError as error:
             logger.error("Cannot remove %s from the media folder (left as an orphan file): %s", name, error)
+
+
+def media_folder_remove(folder: str) -> None:
+    """Remove a folder of the media storage with everything in it, as media_files_remove removes files;
+    nothing when there is no such folder."""
+    try:
+        folders, files = default_storage.listdir(folder)
+    except FileNotFoundError:
+        return
+    media_files_remove([f"{folder}/{name}" for name in files])
+    for name in folders:
+        media_folder_remove(f"{folder}/{name}")
+    media_files_remove([folder])
 
 
 def face_review(*, face: Face, reviewer: User, true_label: Expression | str | None) -> Face:
@@ -734,7 +759,11 @@ def video_create(*, owner: User, file: UploadedFile, samples_per_second: float |
     )
     samples_per_second = samples_per_second or limits.samples_per_second
     file.seek(0)
-    name = default_storage.save(f"videos/{owner.pk}/{uuid.uuid4().hex}.{info.container.lower()}", file)
+    name = _media_save(
+        f"{_video_folder(owner)}/{uuid.uuid4().hex}.{info.container.lower()}",
+        file,
+        refusal=MediaUnavailable.UPLOAD_VIDEO,
+    )
     try:
         with transaction.atomic():
             video = Video.objects.create(
@@ -753,7 +782,7 @@ def video_create(*, owner: User, file: UploadedFile, samples_per_second: float |
                 samples_total=min(info.frames, math.ceil(info.duration * samples_per_second - videos.TIME_TOLERANCE)),
             )
     except BaseException:
-        default_storage.delete(name)
+        media_files_remove([name])
         raise
 
     from classifier.tasks import read_video
@@ -762,9 +791,9 @@ def video_create(*, owner: User, file: UploadedFile, samples_per_second: float |
     return video
 
 
-def video_frames_folder(video: Video) -> str:
-    """Where the worker stores a video's frames as it reads them: beside the video, named after it."""
-    return f"{os.path.splitext(video.file.name)[0]}-frames"
+def _video_folder(owner: User) -> str:
+    """Where an owner's videos are stored, each with its frames folder: theirs alone (ids are never reused)."""
+    return f"videos/{owner.pk}"
 
 
 @dataclass(frozen=True)
@@ -783,14 +812,15 @@ def video_frame_save(*, video: Video, time: float, picture: Image.Image) -> Stor
     shrunk by a box filter, then bilinearly (640x480, both JPEGs: 2.2 ms against 12.6 ms, load average
     8.3 on 2 cores; 3% more bytes).
     """
-    folder, name = video_frames_folder(video), f"{round(time * 1000):09d}"
-    image = default_storage.save(f"{folder}/{name}.jpg", ContentFile(images.encode_jpeg(picture, optimize=False)))
+    folder, name = video.frames_folder, f"{round(time * 1000):09d}"
+    refusal = MediaUnavailable.VIDEO_FRAMES
+    image = _media_save(f"{folder}/{name}.jpg", images.encode_jpeg(picture, optimize=False), refusal=refusal)
     thumbnail_bytes = images.encode_jpeg(
         images.thumbnail(picture, resample=Image.Resampling.BILINEAR, reducing_gap=1.0),
         quality=images.THUMBNAIL_JPEG_QUALITY,
         optimize=False,
     )
-    thumbnail = default_storage.save(f"{folder}/{name}-thumbnail.jpg", ContentFile(thumbnail_bytes))
+    thumbnail = _media_save(f"{folder}/{name}-thumbnail.jpg", thumbnail_bytes, refusal=refusal)
     return StoredFrame(image=image, thumbnail=thumbnail, width=picture.width, height=picture.height)
 
 
@@ -856,27 +886,13 @@ def video_frames_store(
 
 
 def video_delete(*, video: Video) -> None:
-    """Delete the video, its frames' captures and faces and, once that is committed, all their files."""
+    """Delete the video, its frames' captures and faces and, once that is committed, its file and its frames
+    folder with all in it (a worker still reading it may have stored frames no capture names yet).
+    Raises MediaUnavailable, and deletes nothing, when the files cannot be removed."""
+    name, folder = video.file.name, video.frames_folder
+    _media_check_removable([name, f"{folder}/frame.jpg"], refusal=MediaUnavailable.DELETE_VIDEO)
     video.delete()
-    transaction.on_commit(_video_files_delete_later(video))
-
-
-def _video_files_delete_later(video: Video):
-    """What deletes a deleted video's files: the video, and its frames folder with whatever is in it (the
-    frames' captures are gone with it, and a worker may have left frames it had not yet recorded)."""
-    name, folder = video.file.name, video_frames_folder(video)
-    return lambda: (default_storage.delete(name), video_frames_remove(folder))
-
-
-def video_frames_remove(folder: str) -> None:
-    """Delete a frames folder and every file in it; nothing when there is none."""
-    try:
-        _, names = default_storage.listdir(folder)
-    except FileNotFoundError:
-        return
-    for name in names:
-        default_storage.delete(f"{folder}/{name}")
-    default_storage.delete(folder)
+    transaction.on_commit(lambda: (media_files_remove([name]), media_folder_remove(folder)))
 
 
 def videos_fail_stale() -> list[Video]:
@@ -890,7 +906,7 @@ def videos_fail_stale() -> list[Video]:
         if Video.objects.filter(pk=video.pk, state=video.state, heartbeat_at=video.heartbeat_at).update(
             state=Video.State.FAILED, error=video.worker_stopped_error, finished_at=timezone.now()
         ):
-            video_frames_remove(video_frames_folder(video))
+            media_folder_remove(video.frames_folder)
             failed.append(video)
             logger.warning("Video %s marked failed: its worker stopped", video.pk)
     return failed

@@ -54,7 +54,7 @@ def video_read(video_id: int) -> None:
     except VideoAbandoned:
         logger.warning("Video %s was deleted or marked failed while it was read; its frames are dropped", video_id)
     except Exception as error:
-        if not isinstance(error, videos.VideoUnreadable | services.ModelUnavailable):
+        if not isinstance(error, videos.VideoUnreadable | services.ModelUnavailable | services.MediaUnavailable):
             logger.exception("Video %s failed", video_id)
         message = "The expression model is not available." if isinstance(error, services.ModelUnavailable) else None
         _running(video_id).update(
@@ -64,7 +64,7 @@ def video_read(video_id: int) -> None:
         )
     finally:
         if not kept:
-            services.video_frames_remove(services.video_frames_folder(video))
+            services.media_folder_remove(video.frames_folder)
 
 
 def _read_and_keep(video: Video) -> bool:

@@ -283,6 +283,9 @@ def video_list(request: HttpRequest) -> HttpResponse:
                 except services.VideoRefused as refusal:
                     form.add_error("file", refusal.message)
                     status = 413 if refusal.too_large else 400
+                except services.MediaUnavailable as error:
+                    form.add_error(None, str(error))
+                    status = 503
                 else:
                     return redirect("classifier:video_detail", video_id=video.pk)
     context = {"form": form, "videos": selectors.video_list(user=request.user)}
@@ -304,11 +307,17 @@ def video_detail(request: HttpRequest, video_id: int) -> HttpResponse:
 @login_required
 def video_delete(request: HttpRequest, video_id: int) -> HttpResponse:
     video = get_object_or_404(selectors.video_list(user=request.user), pk=video_id)
+    status = 200
     if request.method == "POST":
-        services.video_delete(video=video)
-        messages.success(request, "The video, its frames and their faces were deleted.")
-        return redirect("classifier:video_list")
-    return render(request, "classifier/video_delete.html", {"video": video})
+        try:
+            services.video_delete(video=video)
+        except services.MediaUnavailable as error:
+            messages.error(request, str(error))
+            status = 503
+        else:
+            messages.success(request, "The video, its frames and their faces were deleted.")
+            return redirect("classifier:video_list")
+    return render(request, "classifier/video_delete.html", {"video": video}, status=status)
 
 
 EXPORTS = {

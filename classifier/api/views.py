@@ -145,9 +145,16 @@ class PredictView(APIView):
             201: VideoSerializer,
             400: OpenApiResponse(description="not an MP4, WebM or MOV video, a damaged or cut one, or only sound"),
             413: OpenApiResponse(description="over EMOTIONSITE_VIDEO's limits: bytes, length or frame size"),
+            503: OpenApiResponse(description="the media folder cannot be written: nothing was stored"),
         },
     ),
     retrieve=extend_schema(responses=VideoDetailSerializer),
+    destroy=extend_schema(
+        responses={
+            204: None,
+            503: OpenApiResponse(description="the media folder cannot be written: the video is kept as it was"),
+        }
+    ),
 )
 class VideoViewSet(
     mixins.CreateModelMixin,

@@ -2,6 +2,7 @@
 doors, the progress, the emotion timeline, whose videos they are, and deleting from a page or the admin."""
 
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -9,9 +10,10 @@ from django.urls import reverse
 from django_tasks_db.models import DBTaskResult
 from rest_framework.test import APIClient
 
-from classifier import selectors, video_reading
+from classifier import selectors, services, video_reading
 from classifier.models import Face, Video
 from tests.classifier.corpus import api_for, signed_in, stored_files
+from tests.classifier.test_media_faults import orphan
 from tests.classifier.video_corpus import (
     REFUSED_VIDEOS,
     face_video,
@@ -21,7 +23,7 @@ from tests.classifier.video_corpus import (
     read,
     upload,
 )
-from tests.conftest import make_user
+from tests.conftest import make_user, unwritable
 
 VIDEOS = "/api/v1/videos/"
 
@@ -264,3 +266,61 @@ def test_staff_delete_a_video_in_the_admin_with_its_files(user, staff_client, mo
         response = staff_client.post(f"/admin/classifier/video/{video.pk}/delete/", {"post": "yes"})
 
     assert response.status_code == 302 and nothing_kept(media_dir)
+
+
+# The media folder's faults, and the files no row names
+
+
+def test_a_video_uploaded_into_an_unwritable_media_folder_is_a_clear_503(api, user_client, model_version, media_dir):
+    with unwritable(media_dir):
+        response = post_api(api, "clip.mp4", face_video())
+        page = post_page(user_client, "clip.mp4", face_video())
+
+    assert response.status_code == 503
+    assert response.json() == {
+        "detail": "Videos cannot be stored right now (the server's media folder is not writable); "
+        "nothing was stored. Try again later."
+    }
+    assert page.status_code == 503 and "Videos cannot be stored right now" in page.content.decode()
+    assert nothing_kept(media_dir)
+
+
+def test_a_video_whose_files_cannot_be_removed_is_kept_and_says_503(
+    user, user_client, api, model_version, media_dir, run_on_commit
+):
+    video = read(user, face_video())
+    files = sorted(stored_files(media_dir))
+
+    with unwritable(media_dir / video.frames_folder), run_on_commit():
+        response = api.delete(f"{VIDEOS}{video.pk}/")
+        page = user_client.post(f"/videos/{video.pk}/delete/")
+
+    assert response.status_code == 503 and "The video cannot be deleted right now" in response.json()["detail"]
+    assert page.status_code == 503 and "The video cannot be deleted right now" in page.content.decode()
+    assert Video.objects.filter(pk=video.pk).exists() and video.frames.count() == 10
+    assert sorted(stored_files(media_dir)) == files
+
+
+def test_a_videos_files_are_no_orphans_but_what_a_killed_worker_left_is(user, model_version, media_dir):
+    read_video = read(user, face_video())
+    being_read = services.video_create(owner=user, file=upload("queued.mp4", face_video()))
+    Video.objects.filter(pk=being_read.pk).update(state=Video.State.RUNNING)
+    hours_ago = timedelta(hours=3)
+    its_frame = orphan(media_dir, f"{being_read.frames_folder}/000000000.jpg", age=hours_ago)
+    left_by_a_kill = orphan(media_dir, f"videos/{user.pk}/0123abcd-frames/000000200.jpg", age=hours_ago)
+
+    found = selectors.orphan_media_files(min_age=timedelta(hours=1))
+
+    assert [orphan.name for orphan in found.orphans] == [f"videos/{user.pk}/0123abcd-frames/000000200.jpg"]
+    assert found.checked == 2 + 2 * read_video.frames.count() + 2  # two videos, the frames, the two left
+    assert its_frame.exists() and left_by_a_kill.exists()
+
+
+def test_deleting_the_account_empties_its_videos_folder(user, model_version, media_dir, run_on_commit):
+    read(user, face_video())
+    orphan(media_dir, f"videos/{user.pk}/0123abcd-frames/000000200.jpg", age=timedelta(hours=3))
+
+    with run_on_commit():
+        services.user_delete(user=user)
+
+    assert nothing_kept(media_dir) and not (media_dir / "videos" / str(user.pk)).exists()

@@ -53,7 +53,7 @@ def test_the_worker_reads_the_face_moving_across_the_video_into_one_track(model_
     assert lefts == sorted(lefts) and lefts[-1] - lefts[0] > 150  # she glides to the right
     assert all(face.crop and face.model_version == model_version for face in faces)
     # The frames are stored as captures' images are, in the video's frames folder, beside the video.
-    folder = media_dir / services.video_frames_folder(video)
+    folder = media_dir / video.frames_folder
     assert sorted(path.name for path in folder.iterdir()) == sorted(
         name for frame in frames for name in (Path(frame.image.name).name, Path(frame.thumbnail.name).name)
     )
@@ -128,7 +128,7 @@ def test_a_video_deleted_while_it_is_read_stops_the_worker_and_leaves_nothing(
     def find_faces_then_delete(picture):
         calls.append(picture)
         if len(calls) == 4:  # three frames with a face are stored by now
-            assert len(stored_files(media_dir / services.video_frames_folder(video))) == 6
+            assert len(stored_files(media_dir / video.frames_folder)) == 6
             services.video_delete(video=Video.objects.get(pk=video.pk))
         return real_find_faces(picture)
 
@@ -146,7 +146,7 @@ def test_a_worker_killed_mid_video_leaves_it_failed_with_no_timeline(settings, m
     """The worker is a real `manage.py db_worker` process, killed (SIGKILL) half way through a video."""
     owner = make_user("ada")
     video = services.video_create(owner=owner, file=upload("long.mp4", face_video(30.0, 10)))
-    frames_folder = media_dir / services.video_frames_folder(video)
+    frames_folder = media_dir / video.frames_folder
     worker = start_db_worker(settings, media_dir)
     try:
         deadline = time.monotonic() + 120
