@@ -76,6 +76,21 @@ def test_a_video_uploaded_on_the_page_is_kept_privately_and_queued_for_the_worke
     assert "waiting for the worker" in page and "<progress" in page and "js/video.js" in page
 
 
+def test_a_large_upload_spooled_to_disk_is_checked_and_kept_as_a_small_one(
+    settings, user, user_client, model_version, media_dir
+):
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1024  # Django writes larger uploads to a temporary file
+    content = face_video()
+    response = post_page(user_client, "large.mp4", content)
+
+    video = Video.objects.get()
+    assert response.status_code == 302 and video.size == len(content) and video.duration == 2.0
+    assert (media_dir / video.file.name).read_bytes() == content
+    video_reading.video_read(video.pk)
+    video.refresh_from_db()
+    assert video.state == Video.State.SUCCEEDED and video.frames.count() == 10
+
+
 @pytest.mark.parametrize("rate", ["0", "0.2", "11", "fast"])
 def test_a_rate_out_of_range_is_refused_and_nothing_is_kept(user_client, api, model_version, media_dir, rate):
     page = post_page(user_client, "clip.mp4", face_video(), samples_per_second=rate)
