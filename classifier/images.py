@@ -166,28 +166,25 @@ def _at_most(picture: Image.Image, *, max_pixels: int) -> Image.Image:
     return smaller
 
 
-def encode_jpeg(image: Image.Image, *, quality: int = STORED_JPEG_QUALITY, optimize: bool = True) -> bytes:
-    """The picture as a JPEG with no metadata: no EXIF, no GPS, no comment. `optimize` (Huffman tables made
-    for the picture) saves 3% of the bytes for 3.7 times the time (640x480: 3.4 ms against 0.9 ms)."""
+def encode_jpeg(image: Image.Image, *, quality: int = STORED_JPEG_QUALITY) -> bytes:
+    """The picture as a JPEG with no metadata: no EXIF, no GPS, no comment.
+
+    Pillow's default Huffman tables, not ones made for the picture (`optimize`): those save 3.7% of the
+    bytes of a 640x480 photo for twice the time (2.5 ms against 1.2 ms, bench/bench_site.py's photo)."""
     buffer = io.BytesIO()
     # Pillow writes the source's JPEG comment (image.info) unless told another: an empty one writes none.
-    image.save(buffer, format="JPEG", quality=quality, optimize=optimize, comment=b"")
+    image.save(buffer, format="JPEG", quality=quality, comment=b"")
     return buffer.getvalue()
 
 
-def thumbnail(
-    image: Image.Image,
-    *,
-    side: int = THUMBNAIL_SIDE,
-    resample: Image.Resampling = Image.Resampling.LANCZOS,
-    reducing_gap: float = 2.0,
-) -> Image.Image:
+def thumbnail(image: Image.Image, *, side: int = THUMBNAIL_SIDE) -> Image.Image:
     """At most side x side, its shape kept; resized from the picture directly, never from a full-size copy.
-    `reducing_gap` as Pillow's: 1.0 first shrinks by the largest whole factor with a box filter, then by
-    `resample`, which is far quicker."""
+
+    Shrunk first by the largest whole factor with a box filter, then by LANCZOS (Pillow's reducing_gap=1):
+    0.3 ms for a 640x480 photo against 4.3 ms for LANCZOS all the way, 0.76 grey levels apart on average."""
     scale = min(1.0, side / image.width, side / image.height)
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    return image.resize(size, resample, reducing_gap=reducing_gap)
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=1.0)
 
 
 FACE_PICTURE_SIDE = 320
