@@ -15,6 +15,8 @@ from accounts.models import User
 from classifier import services
 from classifier.models import ModelVersion
 
+pytest_plugins = ["tests.site_processes"]
+
 PASSWORD = "correct horse battery staple"
 
 
@@ -52,8 +54,11 @@ def model_version(db, settings, tiny_models_dir: Path) -> ModelVersion:
 def site_environment(settings, media_dir: Path) -> dict[str, str]:
     """The environment of a process of the site's own (a worker, a measure) on this test's database, models
     and media."""
+    # Imported here: the module is a plugin of this conftest (pytest_plugins), which pytest imports after it.
+    from tests.site_processes import database_url_of_the_tests
+
     return os.environ | {
-        "DATABASE_URL": f"sqlite:///{settings.DATABASES['default']['NAME']}",
+        "DATABASE_URL": database_url_of_the_tests(),
         "EMOTIONSITE_MODEL_DIR": str(settings.EMOTIONSITE_MODEL_DIR),
         "EMOTIONSITE_MEDIA_DIR": str(media_dir),
     }
@@ -112,10 +117,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory) -> None:
-    """The test database in a file, not in memory, so a test may share it with a real worker process."""
+    """On SQLite, the test database in a file, not in memory, so a test may share it with a real worker process.
+    (PostgreSQL's test database is one that other processes reach already.)"""
     from django.conf import settings
 
-    settings.DATABASES["default"]["TEST"]["NAME"] = str(tmp_path_factory.mktemp("database") / "test.sqlite3")
+    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        settings.DATABASES["default"]["TEST"]["NAME"] = str(tmp_path_factory.mktemp("database") / "test.sqlite3")
 
 
 # Linux capabilities that let root write, search and unlink where a folder's mode says no.

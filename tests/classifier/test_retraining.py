@@ -162,10 +162,12 @@ def test_a_candidate_that_is_not_ahead_is_kept_as_rejected(tiny_active, staff_us
     assert job.model_version.state == ModelVersion.State.REJECTED
     assert selectors.active_model_version() == tiny_active
     assert job.model_version.decision.startswith("Rejected, tiny-1 stays active: on ")
-    assert "held-out reviewed faces" in job.model_version.decision
-    assert (
-        "difference +0.0 points" in job.model_version.decision and "too few faces to tell" in job.model_version.decision
-    )
+    decision = job.model_version.decision
+    assert "held-out reviewed faces" in decision and "difference +0.0 points" in decision
+    # Which rule for an even score speaks depends on how many faces the split holds out, a hash of the capture
+    # ids, and those differ between databases (SQLite reuses the ids a rolled-back test took, PostgreSQL's
+    # sequences do not): too few faces to tell, or a tie.
+    assert "too few faces to tell" in decision or "a tie, and a tie keeps the active version" in decision
 
 
 def evaluation_of(candidate_right: list[bool], active_right: list[bool]) -> dict:
