@@ -6,6 +6,7 @@ import math
 import os
 import shutil
 import uuid
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, ProtectedError
 from django.utils import timezone
 from PIL import Image
@@ -470,6 +471,7 @@ def model_versions_register(*, model_dir: Path | None = None) -> list[ModelVersi
                 logger.warning("Skipping model folder %s", error)
     registered = []
     with transaction.atomic():
+        _model_versions_lock()
         known = set(ModelVersion.objects.values_list("version", flat=True))
         for folder, metadata in found:
             version = metadata["version"]
@@ -503,6 +505,24 @@ def model_versions_register(*, model_dir: Path | None = None) -> list[ModelVersi
     return registered
 
 
+# PostgreSQL's advisory lock key (any 64-bit number the site uses for nothing else).
+_MODEL_VERSIONS_LOCK_KEY = zlib.crc32(b"emotionsite: registering and activating model versions")
+
+
+def _model_versions_lock() -> None:
+    """Wait for, and hold until the transaction ends, the right to register or activate model versions.
+
+    Several processes run `register_models` at once when several containers start together; on PostgreSQL
+    each would see no version registered and insert the same ones, and all but one fail on the unique
+    version (or on the one active version), which stops their container. Under this lock they take turns,
+    and each one after the first finds the versions known. Two staff activating at once take turns too.
+    On SQLite the IMMEDIATE transactions (emotionsite/settings.py) already take turns at BEGIN.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_MODEL_VERSIONS_LOCK_KEY])
+
+
 def _newest_successor(active: ModelVersion, registered: list[ModelVersion]) -> ModelVersion | None:
     """Of the versions just registered, the newest shipped one made from the active one. A retrained version
     is left out: its job puts it live itself, and one found here lost its job (a worker killed mid-way)."""
@@ -534,6 +554,7 @@ def model_version_activate(
     if not _folder_exists(model_version, Path(settings.EMOTIONSITE_MODEL_DIR)):
         raise ActivationRefused(f"{model_version} cannot be activated: its folder {model_version.path} is missing.")
     with transaction.atomic():
+        _model_versions_lock()
         replaced = ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE).exclude(pk=model_version.pk).first()
         if replaced is not None:
             replaced.state = ModelVersion.State.PREVIOUS

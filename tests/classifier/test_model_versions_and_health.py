@@ -1,5 +1,8 @@
 import json
 import shutil
+import subprocess
+import sys
+import time
 from io import StringIO
 from pathlib import Path
 
@@ -11,6 +14,7 @@ from django.db.models import ProtectedError
 from classifier import inference, services
 from classifier.models import Capture, ModelVersion
 from tests.classifier.corpus import face_photo_bytes, make_capture, nothing_stored, two_version_models, upload
+from tests.site_processes import ROOT, site_environment
 
 
 @pytest.fixture
@@ -282,3 +286,51 @@ def test_a_retrained_folder_whose_job_died_is_not_put_live_on_registering(db, tw
 
     assert "Active model version: tiny-1" in register()
     assert ModelVersion.objects.get(version="tiny-2").state == "candidate"
+
+
+REGISTERING_PROCESSES = 4
+
+
+@pytest.mark.slow
+def test_register_models_started_by_several_processes_at_once_registers_each_version_once(
+    postgres_database, tmp_path, tiny_models_dir
+):
+    """Several containers start together (`docker compose up --scale web=4`), each running `register_models`
+    on one fresh PostgreSQL database: each must start, each version be registered once, and one be active."""
+    import psycopg
+
+    environment = site_environment(
+        database_url=postgres_database,
+        model_dir=two_version_models(tmp_path / "models", tiny_models_dir),
+        media_dir=tmp_path / "media",
+    )
+    with psycopg.connect(postgres_database, autocommit=True) as watcher:
+        with psycopg.connect(postgres_database) as gate, gate.transaction():
+            # Each process waits on this lock at its first look at the versions table; then all go at once.
+            gate.execute("LOCK TABLE classifier_modelversion IN ACCESS EXCLUSIVE MODE")
+            processes = [
+                subprocess.Popen(
+                    [sys.executable, "manage.py", "register_models"],
+                    cwd=ROOT,
+                    env=environment,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+                for _ in range(REGISTERING_PROCESSES)
+            ]
+            deadline = time.monotonic() + 60
+            waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            while watcher.execute(waiting).fetchone()[0] < REGISTERING_PROCESSES:
+                assert all(process.poll() is None for process in processes), [p.communicate() for p in processes]
+                assert time.monotonic() < deadline, "the processes never all reached the versions table"
+                time.sleep(0.05)
+        outcomes = [(process.wait(timeout=120), process.stdout.read()) for process in processes]
+        for process in processes:
+            process.stdout.close()
+
+        assert [status for status, _ in outcomes] == [0] * REGISTERING_PROCESSES, outcomes
+        assert all("Active model version: tiny-2" in output for _, output in outcomes), outcomes
+        versions = watcher.execute("SELECT version, state FROM classifier_modelversion ORDER BY version").fetchall()
+        assert versions == [("tiny-1", "candidate"), ("tiny-2", "active")]
+        assert watcher.execute("SELECT count(*) FROM classifier_modelactivation").fetchone() == (1,)
