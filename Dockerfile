@@ -6,9 +6,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# libgomp1: Paddle's OpenMP runtime; procps: pgrep for the health check.
+# libgomp1: Paddle's OpenMP runtime; procps: pgrep for the health check; nginx: the buffering proxy in front
+# of gunicorn (deploy/nginx.conf), so that slow clients cannot take gunicorn's threads.
 RUN apt-get update \
-    && apt-get install --yes --no-install-recommends libgomp1 procps \
+    && apt-get install --yes --no-install-recommends libgomp1 procps nginx \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

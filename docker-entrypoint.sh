@@ -1,12 +1,23 @@
 #!/bin/sh
-# The image's roles: `web` (default), `worker` (background tasks), `all` (both, for one container),
-# `healthcheck`, or any other command (e.g. `python manage.py createsuperuser`).
+# The image's roles:
+#   web      (default) the site for one container: nginx on EMOTIONSITE_LISTEN in front of gunicorn
+#   app      gunicorn alone on EMOTIONSITE_LISTEN, behind a buffering proxy of your own (compose.yaml's web)
+#   proxy    nginx alone on EMOTIONSITE_LISTEN, in front of the gunicorn at EMOTIONSITE_UPSTREAM (compose.yaml)
+#   worker   background tasks (retraining)
+#   all      web and worker in one container
+#   healthcheck, or any other command (e.g. `python manage.py createsuperuser`).
+# It runs outside Docker too, from a checkout, as the tests run it: it works in its own folder (/app in
+# the image) and takes python, gunicorn and nginx from the PATH.
 set -eu
+cd "$(dirname "$0")"
+
+# Where the site answers: host:port.
+listen=${EMOTIONSITE_LISTEN:-0.0.0.0:8000}
 
 prepare() {
     # Retrained versions are written to the volume; the shipped model is copied beside them once.
     mkdir -p "$EMOTIONSITE_MODEL_DIR" "$EMOTIONSITE_MEDIA_DIR"
-    for shipped in /app/models/*/; do
+    for shipped in models/*/; do
         target="$EMOTIONSITE_MODEL_DIR/$(basename "$shipped")"
         [ -e "$target" ] || cp -r "$shipped" "$target"
     done
@@ -14,10 +25,52 @@ prepare() {
     python manage.py register_models
 }
 
+# A folder for this container's sockets, nginx's configuration and its buffers. Readable by all: nginx
+# started as root runs its workers as nobody.
+run_folder() {
+    folder=$(mktemp -d "${TMPDIR:-/tmp}/emotionsite.XXXXXX")
+    chmod 755 "$folder"
+    echo "$folder"
+}
+
+# nginx with deploy/nginx.conf in the foreground, answering on $listen in front of gunicorn at $2.
+proxy() {
+    sed -e "s|@RUN@|$1|g" -e "s|@LISTEN@|$listen|g" -e "s|@UPSTREAM@|$2|g" deploy/nginx.conf >"$1/nginx.conf"
+    exec nginx -e stderr -c "$1/nginx.conf" -g "daemon off;"
+}
+
+# Slow clients must never reach gunicorn's threads (gunicorn.conf.py): nginx answers on $listen and hands
+# gunicorn, on a Unix socket only it reaches, each request once it has it whole. If either stops, so does the
+# other, and the container with it, so that its restart policy brings both back.
+serve_behind_proxy() {
+    folder=$(run_folder)
+    gunicorn emotionsite.wsgi --config gunicorn.conf.py --bind "unix:$folder/gunicorn.sock" &
+    app=$!
+    (proxy "$folder" "unix:$folder/gunicorn.sock") &
+    front=$!
+    trap 'kill -TERM "$app" "$front" 2>/dev/null || true' INT TERM
+    # POSIX sh has no `wait -n`: look once a second.
+    while kill -0 "$app" 2>/dev/null && kill -0 "$front" 2>/dev/null; do
+        sleep 1
+    done
+    kill -TERM "$app" "$front" 2>/dev/null || true
+    status=0
+    wait "$app" || status=$?
+    wait "$front" || true
+    exit "$status"
+}
+
 case "${1:-web}" in
 web)
     prepare
-    exec gunicorn emotionsite.wsgi --config gunicorn.conf.py --bind 0.0.0.0:8000
+    serve_behind_proxy
+    ;;
+app)
+    prepare
+    exec gunicorn emotionsite.wsgi --config gunicorn.conf.py --bind "$listen"
+    ;;
+proxy)
+    proxy "$(run_folder)" "${EMOTIONSITE_UPSTREAM:?set EMOTIONSITE_UPSTREAM to the web containers address, e.g. web:8000}"
     ;;
 worker)
     prepare
@@ -26,12 +79,12 @@ worker)
 all)
     prepare
     python manage.py db_worker &
-    exec gunicorn emotionsite.wsgi --config gunicorn.conf.py --bind 0.0.0.0:8000
+    serve_behind_proxy
     ;;
 healthcheck)
-    # Only a web container answers HTTP; a worker is healthy while its process runs.
-    pgrep -f db_worker >/dev/null && ! pgrep -f gunicorn >/dev/null && exit 0
-    exec python -c "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=5).status != 200)"
+    # A worker is healthy while its process runs; web, app and proxy answer /healthz on $listen.
+    pgrep -f db_worker >/dev/null && ! pgrep -f "gunicorn|nginx" >/dev/null && exit 0
+    exec python -c "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:${listen##*:}/healthz', timeout=5).status != 200)"
     ;;
 *)
     exec "$@"

@@ -2,11 +2,13 @@
 servers and workers started as the README and the Docker image start them, on a PostgreSQL database of
 their own (a throwaway cluster, scripts/throwaway_postgres.py) or on the test database.
 
-Without PostgreSQL's server programs the PostgreSQL tests skip, unless EMOTIONSITE_REQUIRE_POSTGRES=1 (CI),
-where they fail.
+Without PostgreSQL's server programs the PostgreSQL tests skip, and without nginx those of the proxy in front
+of gunicorn, unless EMOTIONSITE_REQUIRE_POSTGRES=1 or EMOTIONSITE_REQUIRE_NGINX=1 (CI): there they fail.
 """
 
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -82,29 +84,60 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_until_answering(url: str, process: subprocess.Popen, *, timeout: float = 60) -> None:
-    """Wait until `url` answers at all (any HTTP status); fail if the process ends first or time runs out."""
+def wait_until_healthy(url: str, process: subprocess.Popen, *, timeout: float = 120) -> None:
+    """Wait until `url` (a /healthz) answers 200; fail if the process ends first or time runs out. A proxy
+    answers 502 until the gunicorn behind it is up."""
     deadline = time.monotonic() + timeout
     while True:
-        assert process.poll() is None, f"{process.args} ended with {process.returncode} before answering {url}"
+        assert process.poll() is None, f"{process.args} ended with {process.returncode} before {url} answered"
         try:
-            urllib.request.urlopen(url, timeout=2).close()
-            return
-        except urllib.error.HTTPError:
-            return
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
         except OSError:
-            assert time.monotonic() < deadline, f"{url} did not answer within {timeout} s"
-            time.sleep(0.1)
+            pass
+        assert time.monotonic() < deadline, f"{url} did not answer 200 within {timeout} s"
+        time.sleep(0.1)
+
+
+# Debian's nginx is in /usr/sbin, which a user's PATH may lack.
+SYSTEM_PROGRAMS = "/usr/sbin"
+
+
+def nginx_required() -> None:
+    """Skip without nginx, unless EMOTIONSITE_REQUIRE_NGINX=1 (CI)."""
+    if shutil.which("nginx", path=f"{os.environ.get('PATH', os.defpath)}{os.pathsep}{SYSTEM_PROGRAMS}") is None:
+        required_or_skip("EMOTIONSITE_REQUIRE_NGINX", "nginx is not installed (apt install nginx)")
+
+
+def start(command: list[str], *, environment: dict[str, str], log: Path) -> subprocess.Popen:
+    """Start a site process from this checkout, with the virtual environment's programs first on the PATH
+    (as they are in the image), its output in `log`, and a process group of its own for `stop`."""
+    programs = os.pathsep.join([str(Path(sys.executable).parent), environment.get("PATH", os.defpath), SYSTEM_PROGRAMS])
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=environment | {"PATH": programs},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def start_entrypoint(role: str, *, environment: dict[str, str], log: Path) -> subprocess.Popen:
+    """`docker-entrypoint.sh ROLE` as the Docker image runs it, outside Docker."""
+    return start([str(ROOT / "docker-entrypoint.sh"), role], environment=environment, log=log)
 
 
 def stop(process: subprocess.Popen) -> None:
-    """TERM, then KILL after 10 s: a test never leaves a process behind."""
+    """TERM, as `docker stop` does; after 10 s, KILL to its whole process group: a test leaves nothing behind."""
     if process.poll() is None:
         process.terminate()
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
 
