@@ -5,6 +5,7 @@
 #   proxy    nginx alone on EMOTIONSITE_LISTEN, in front of the gunicorn at EMOTIONSITE_UPSTREAM (compose.yaml)
 #   worker   background tasks (retraining)
 #   all      web and worker in one container
+#   prepare  migrate and register the models, then exit (compose.yaml runs it before the others)
 #   healthcheck, or any other command (e.g. `python manage.py createsuperuser`).
 # It runs outside Docker too, from a checkout, as the tests run it: it works in its own folder (/app in
 # the image) and takes python, gunicorn and nginx from the PATH.
@@ -15,11 +16,17 @@ cd "$(dirname "$0")"
 listen=${EMOTIONSITE_LISTEN:-0.0.0.0:8000}
 
 prepare() {
-    # Retrained versions are written to the volume; the shipped model is copied beside them once.
+    # Retrained versions are written to the volume; the shipped model is copied beside them once, under a
+    # hidden name (registering skips those) and then renamed in one step: containers starting together on
+    # one volume never see a half-copied folder, and the first rename wins.
     mkdir -p "$EMOTIONSITE_MODEL_DIR" "$EMOTIONSITE_MEDIA_DIR"
     for shipped in models/*/; do
-        target="$EMOTIONSITE_MODEL_DIR/$(basename "$shipped")"
-        [ -e "$target" ] || cp -r "$shipped" "$target"
+        name=$(basename "$shipped")
+        [ -e "$EMOTIONSITE_MODEL_DIR/$name" ] && continue
+        partial=$(mktemp -d "$EMOTIONSITE_MODEL_DIR/.copying-$name.XXXXXX")
+        chmod 755 "$partial"
+        cp -r "$shipped." "$partial"
+        mv -T "$partial" "$EMOTIONSITE_MODEL_DIR/$name" 2>/dev/null || rm -rf "$partial"
     done
     python manage.py migrate --noinput
     python manage.py register_models
@@ -61,6 +68,11 @@ serve_behind_proxy() {
 }
 
 case "${1:-web}" in
+prepare)
+    # Migrations first, once, before several containers start on one database (compose.yaml): Django's
+    # migrate is not made to run twice at once, while migrate with nothing to do and register_models are.
+    prepare
+    ;;
 web)
     prepare
     serve_behind_proxy
