@@ -14,6 +14,7 @@ the cluster runs as the `postgres` user (made by Debian's package), or `nobody` 
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -92,6 +93,8 @@ def main(arguments: list[str]) -> int:
     if not arguments:
         print(__doc__.splitlines()[0], file=sys.stderr)
         return 2
+    # A TERM (CI stopping it, `kill`) ends COMMAND and stops the cluster, as COMMAND's failure would.
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
     try:
         with throwaway_postgres() as database_url:
             print(f"PostgreSQL: a throwaway cluster at {database_url}", file=sys.stderr, flush=True)
