@@ -51,6 +51,11 @@ proxy() {
 # other, and the container with it, so that its restart policy brings both back.
 serve_behind_proxy() {
     folder=$(run_folder)
+    # gunicorn sees every client at nginx's address; nginx adds the client's own to X-Forwarded-For
+    # (deploy/nginx.conf). The sign-in limits count that one (accounts.sign_in_limits): one proxy more than
+    # those in front of the container, which EMOTIONSITE_PROXY_COUNT counts.
+    EMOTIONSITE_PROXY_COUNT=$((${EMOTIONSITE_PROXY_COUNT:-0} + 1))
+    export EMOTIONSITE_PROXY_COUNT
     gunicorn emotionsite.wsgi --config gunicorn.conf.py --bind "unix:$folder/gunicorn.sock" &
     app=$!
     (proxy "$folder" "unix:$folder/gunicorn.sock") &

@@ -48,8 +48,9 @@ def database_url_of_the_tests() -> str:
     return f"postgres://{credentials}@{quote(database['HOST'], safe='')}{port}/{database['NAME']}"
 
 
-def site_environment(*, database_url: str, model_dir: Path, media_dir: Path, **more: str) -> dict[str, str]:
-    """The environment of a site process: production settings on this database, models and media folders."""
+def deployed_environment(*, database_url: str, model_dir: Path, media_dir: Path, **more: str) -> dict[str, str]:
+    """The environment of a site process as deployed: production settings on this database, models and media
+    folders (tests/conftest.py's site_environment is that of a process on the test's own database)."""
     return os.environ | {
         "DEBUG": "false",
         "SECRET_KEY": "site-processes-test-key-" + "x" * 40,
@@ -108,6 +109,28 @@ def nginx_required() -> None:
     """Skip without nginx, unless EMOTIONSITE_REQUIRE_NGINX=1 (CI)."""
     if shutil.which("nginx", path=f"{os.environ.get('PATH', os.defpath)}{os.pathsep}{SYSTEM_PROGRAMS}") is None:
         required_or_skip("EMOTIONSITE_REQUIRE_NGINX", "nginx is not installed (apt install nginx)")
+
+
+def start_image_web_role(tmp_path: Path, **more: str) -> tuple[subprocess.Popen, str]:
+    """`docker-entrypoint.sh web` (nginx in front of gunicorn) on a SQLite database of its own in `tmp_path`,
+    answering on 127.0.0.1 and a free port, once /healthz answers 200; the process and the base URL."""
+    nginx_required()
+    port = free_port()
+    environment = deployed_environment(
+        database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        model_dir=tmp_path / "models",
+        media_dir=tmp_path / "media",
+        EMOTIONSITE_LISTEN=f"127.0.0.1:{port}",
+        **more,
+    )
+    server = start_entrypoint("web", environment=environment, log=tmp_path / "server.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(f"{base}/healthz", server)
+    except BaseException:
+        stop(server)
+        raise
+    return server, base
 
 
 def start(command: list[str], *, environment: dict[str, str], log: Path) -> subprocess.Popen:

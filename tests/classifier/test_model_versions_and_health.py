@@ -14,7 +14,7 @@ from django.db.models import ProtectedError
 from classifier import inference, services
 from classifier.models import Capture, ModelVersion
 from tests.classifier.corpus import face_photo_bytes, make_capture, nothing_stored, two_version_models, upload
-from tests.site_processes import ROOT, site_environment
+from tests.site_processes import ROOT, deployed_environment
 
 
 @pytest.fixture
@@ -299,7 +299,7 @@ def test_register_models_started_by_several_processes_at_once_registers_each_ver
     on one fresh PostgreSQL database: each must start, each version be registered once, and one be active."""
     import psycopg
 
-    environment = site_environment(
+    environment = deployed_environment(
         database_url=postgres_database,
         model_dir=two_version_models(tmp_path / "models", tiny_models_dir),
         media_dir=tmp_path / "media",

@@ -5,7 +5,7 @@ import filecmp
 
 import pytest
 
-from tests.site_processes import ROOT, site_environment, start_entrypoint
+from tests.site_processes import ROOT, deployed_environment, start_entrypoint
 
 CONTAINERS = 4
 
@@ -13,7 +13,7 @@ CONTAINERS = 4
 @pytest.mark.slow
 def test_containers_preparing_at_once_each_start_and_copy_the_shipped_models_whole(postgres_database, tmp_path):
     volume = tmp_path / "data"
-    environment = site_environment(
+    environment = deployed_environment(
         database_url=postgres_database, model_dir=volume / "models", media_dir=volume / "media"
     )
     preparing = [

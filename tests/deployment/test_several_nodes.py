@@ -18,7 +18,7 @@ from ml.labels import EXPRESSIONS
 from ml.testing import synthetic_crops
 from tests.classifier.corpus import face_photo_bytes, two_version_models
 from tests.conftest import PASSWORD
-from tests.site_processes import free_port, manage, site_environment, start_entrypoint, stop, wait_until_healthy
+from tests.site_processes import deployed_environment, free_port, manage, start_entrypoint, stop, wait_until_healthy
 
 # The reviewed faces a retraining request needs (EMOTIONSITE_RETRAIN.min_faces).
 REVIEWED_FACES = 50
@@ -76,7 +76,7 @@ def test_two_web_servers_and_a_worker_on_one_postgres_database_act_as_one_site(
     postgres_database, tiny_models_dir, tmp_path: Path
 ):
     shared = tmp_path / "shared-volume"
-    environment = site_environment(
+    environment = deployed_environment(
         database_url=postgres_database,
         model_dir=two_version_models(shared / "models", tiny_models_dir),
         media_dir=shared / "media",

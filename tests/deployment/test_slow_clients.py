@@ -10,7 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.site_processes import free_port, nginx_required, site_environment, start_entrypoint, stop, wait_until_healthy
+from tests.site_processes import start_image_web_role, stop
 
 # gunicorn.conf.py gives each web process 4 threads; the test runs 2 processes (a 2-core machine's default),
 # so 8 slow clients were enough to take every thread. Twice as many leave no doubt.
@@ -47,27 +47,16 @@ def healthz_answers(url: str) -> bool:
 
 
 def test_slow_clients_do_not_starve_the_site(tmp_path: Path):
-    nginx_required()
-    port = free_port()
-    environment = site_environment(
-        database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        model_dir=tmp_path / "models",
-        media_dir=tmp_path / "media",
-        EMOTIONSITE_LISTEN=f"127.0.0.1:{port}",
-        WEB_CONCURRENCY="2",
-    )
-    server = start_entrypoint("web", environment=environment, log=tmp_path / "server.log")
+    server, base = start_image_web_role(tmp_path, WEB_CONCURRENCY="2")
+    port = int(base.rsplit(":", 1)[1])
     clients: list[socket.socket] = []
     stopped = threading.Event()
     try:
-        healthz = f"http://127.0.0.1:{port}/healthz"
-        wait_until_healthy(healthz, server)
-
         clients.extend(slow_login(port) for _ in range(SLOW_CLIENTS))
         dripper = threading.Thread(target=drip, args=(clients, stopped), daemon=True)
         dripper.start()
         time.sleep(1)  # every slow client has its request under way
-        answered = [healthz_answers(healthz) for _ in range(PROBES)]
+        answered = [healthz_answers(f"{base}/healthz") for _ in range(PROBES)]
     finally:
         stopped.set()
         for client in clients:
