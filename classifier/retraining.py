@@ -18,11 +18,8 @@ Paddle is imported inside the worker's functions only: the web processes that re
 import logging
 import os
 import shutil
-import signal
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,6 +31,7 @@ from django.utils import timezone
 from classifier import selectors, services, training_data
 from classifier.inference import model_folder
 from classifier.models import ModelActivation, ModelVersion, TrainingJob
+from classifier.worker_signals import StopOnSignal, WorkerStopping
 from ml.data import LabelledImages
 from ml.model_folder import read_metadata, write_metadata
 
@@ -112,61 +110,6 @@ class _Heartbeat(threading.Thread):
             connection.close()  # this thread's own connection
 
 
-class WorkerStopping(BaseException):
-    """SIGTERM or SIGINT reached the worker while it ran a job. A BaseException, as KeyboardInterrupt is, so
-    that no `except Exception` on the way takes it for the job's own failure."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-class _StopOnSignal:
-    """While a job runs (in the worker's main thread), SIGTERM or SIGINT stops it at once: WorkerStopping.
-
-    Without it db_worker would let the job run to its end, which `docker stop` cuts short 10 s later with
-    SIGKILL (and Paddle, once imported, puts its own SIGTERM handler in the way: the process just dies),
-    leaving the job "running" until stale_seconds. Inside `held()` a signal waits for the block's end, so
-    the version is kept whole with its row, or not at all. Leaving restores the handlers found on entry
-    (db_worker's), and `pass_on` then hands them the signal: the worker exits as it was told.
-    """
-
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-        self._holding = False
-        self._previous: dict = {}
-
-    def __enter__(self) -> "_StopOnSignal":
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {signum: signal.signal(signum, self._stop) for signum in self.SIGNALS}
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
-
-    def _stop(self, signum: int, frame) -> None:
-        self.received = signum
-        if not self._holding:
-            raise WorkerStopping(signum)
-
-    @contextmanager
-    def held(self) -> Iterator[None]:
-        self._holding = True
-        try:
-            yield
-        finally:
-            self._holding = False
-        if self.received is not None:
-            raise WorkerStopping(self.received)
-
-    def pass_on(self) -> None:
-        if self.received is not None:
-            signal.raise_signal(self.received)
-
-
 def _stopped_error(stopping: WorkerStopping, progress: dict) -> str:
     if progress.get("phase") == "training":
         where = f"in epoch {progress['epoch']} of {progress['epochs']}"
@@ -197,7 +140,7 @@ def training_job_run(job_id: int) -> None:
     work_folder = services.training_job_work_folder(job)
     heartbeat = _Heartbeat(job_id)
     heartbeat.start()
-    stop = _StopOnSignal()
+    stop = StopOnSignal()
     try:
         with stop:
             _train_and_decide(job, work_folder, _JobChannel(job), stop)
@@ -226,7 +169,7 @@ class JobCancelled(Exception):
     """Cancel was asked after training ended, before the version was kept: nothing is kept."""
 
 
-def _train_and_decide(job: TrainingJob, work_folder: Path, channel: _JobChannel, stop: _StopOnSignal) -> None:
+def _train_and_decide(job: TrainingJob, work_folder: Path, channel: _JobChannel, stop: StopOnSignal) -> None:
     from ml.data import read_fer2013_by_usage
     from ml.export import export_run
     from ml.predictor import Predictor

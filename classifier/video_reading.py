@@ -8,12 +8,14 @@ each frame that has a face as a capture's image is stored, in the video's frames
 progress and a heartbeat once a second. The faces are read by the active model version in batches, and
 only then are every frame's capture and faces written, with the state "succeeded", in one transaction
 (`services.video_frames_store`). A video that cannot be read through is marked failed with the reason;
-a worker killed on the way leaves only files in the frames folder, which `services.videos_fail_stale`
-removes when it marks the video failed. Either way no capture, face or timeline of it is left.
+a worker told to stop (SIGTERM) marks the video failed at once and removes its frames; a worker killed
+on the way leaves only files in the frames folder, which `services.videos_fail_stale` removes when it
+marks the video failed. Either way no capture, face or timeline of it is left.
 """
 
 import logging
 from time import monotonic
+from typing import TYPE_CHECKING
 
 import numpy as np
 from django.conf import settings
@@ -21,9 +23,13 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from classifier import services, videos
-from classifier.models import Video
+from classifier.models import ModelVersion, Video
+from classifier.worker_signals import StopOnSignal, WorkerStopping
 from ml.faces import find_faces
 from ml.labels import EXPRESSIONS
+
+if TYPE_CHECKING:
+    from ml.predictor import Predictor
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +55,19 @@ def video_read(video_id: int) -> None:
         return  # deleted before it started, or already read
     video = Video.objects.get(pk=video_id)
     kept = False
+    stop = StopOnSignal()
     try:
-        kept = _read_and_keep(video)
+        # First: loading the model imports Paddle, which sets a SIGTERM handler of its own over any before it.
+        model_version, predictor = services.active_predictor()
+        with stop:
+            kept = _read_and_keep(video, model_version, predictor, stop)
+    except WorkerStopping as stopping:
+        error = (
+            f"The worker was stopped ({stopping}) after {Video.objects.get(pk=video_id).samples_done} sampled "
+            "frames. Nothing of this video was kept: upload it again to read it."
+        )
+        if _running(video_id).update(state=Video.State.FAILED, error=error, finished_at=timezone.now()):
+            logger.warning("Video %s: %s", video_id, error)
     except VideoAbandoned:
         logger.warning("Video %s was deleted or marked failed while it was read; its frames are dropped", video_id)
     except Exception as error:
@@ -65,11 +82,11 @@ def video_read(video_id: int) -> None:
     finally:
         if not kept:
             services.media_folder_remove(video.frames_folder)
+    stop.pass_on()
 
 
-def _read_and_keep(video: Video) -> bool:
+def _read_and_keep(video: Video, model_version: ModelVersion, predictor: "Predictor", stop: StopOnSignal) -> bool:
     limits = settings.EMOTIONSITE_VIDEO
-    model_version, predictor = services.active_predictor()
     tracker = videos.FaceTracker()
     found = []  # (time, stored frame, finding, tracks) of each sample with a face
     samples, last_report = 0, monotonic()
@@ -101,7 +118,9 @@ def _read_and_keep(video: Video) -> bool:
         end = start + len(finding.faces)
         frames.append(services.VideoFrameReading(sample_time, stored, finding, probabilities[start:end], tracks))
         start = end
-    if not services.video_frames_store(video=video, model_version=model_version, frames=frames, samples=samples):
+    with stop.held():
+        stored = services.video_frames_store(video=video, model_version=model_version, frames=frames, samples=samples)
+    if not stored:
         raise VideoAbandoned(f"video {video.pk} is no longer running")
     logger.info("Video %s read: %s frames, %s faces in %s tracks", video.pk, samples, len(crops), tracker.count)
     return True

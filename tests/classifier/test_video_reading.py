@@ -1,6 +1,7 @@
 """The worker reading videos made here (a real face moving across the frame): its frames, faces and
 tracks, turned upright, at the chosen rate; failing with the reason and keeping nothing; and deleting."""
 
+import signal
 import time
 from dataclasses import replace
 from io import StringIO
@@ -177,6 +178,37 @@ def test_a_worker_killed_mid_video_leaves_it_failed_with_no_timeline(settings, m
     following = services.video_create(owner=owner, file=upload("next.mp4", face_video()))
     run_worker()
     assert Video.objects.get(pk=following.pk).state == Video.State.SUCCEEDED
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_told_to_stop_mid_video_fails_it_at_once_and_keeps_nothing(settings, model_version, media_dir):
+    """SIGTERM (`docker stop`, a deploy) to a real `manage.py db_worker` half way through a video."""
+    owner = make_user("ada")
+    video = services.video_create(owner=owner, file=upload("long.mp4", face_video(30.0, 10)))
+    frames_folder = media_dir / video.frames_folder
+    worker = start_db_worker(settings, media_dir)
+    try:
+        deadline = time.monotonic() + 120
+        while Video.objects.get(pk=video.pk).samples_done < 20:
+            assert worker.poll() is None, worker.stderr.read().decode()
+            assert time.monotonic() < deadline, "the worker never read 20 frames"
+            time.sleep(0.1)
+        worker.send_signal(signal.SIGTERM)
+        # At once: well inside docker stop's 10 s grace, and nowhere near stale_seconds.
+        assert worker.wait(timeout=10) == 0
+    finally:
+        worker.kill()
+        worker.wait()
+        worker.stderr.close()
+
+    video.refresh_from_db()
+    assert video.state == Video.State.FAILED and video.finished_at is not None
+    assert video.error.startswith("The worker was stopped (SIGTERM) after ")
+    assert not Capture.objects.exists() and not Face.objects.exists() and selectors.video_timeline(video) == []
+    assert not frames_folder.exists() and [path.name for path in stored_files(media_dir)] == [
+        Path(video.file.name).name
+    ]
 
 
 def test_the_tracker_follows_one_face_and_tells_several_apart():
