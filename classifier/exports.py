@@ -25,11 +25,14 @@ FIELDS = [
     "capture_id",
     "captured_at",
     "source",
+    "video_id",
+    "video_time",
     "image_width",
     "image_height",
     "owner",
     "face_id",
     "face_number",
+    "track",
     "box_x",
     "box_y",
     "box_width",
@@ -46,17 +49,21 @@ FIELDS = [
 
 
 def face_record(face: Face) -> dict:
-    """One face as a flat record: its capture, box, prediction and review."""
+    """One face as a flat record: its capture (a video's frame with its video and time), box, prediction and
+    review."""
     capture = face.capture
     return {
         "capture_id": capture.pk,
         "captured_at": capture.created_at.isoformat(),
         "source": capture.source,
+        "video_id": capture.video_id,  # a video frame's video and its time in seconds; None for a photo
+        "video_time": capture.video_time,
         "image_width": capture.width,
         "image_height": capture.height,
         "owner": capture.owner.get_username(),
         "face_id": face.pk,
         "face_number": face.number,
+        "track": face.track,  # which face followed through the video it is
         "box_x": face.box_x,
         "box_y": face.box_y,
         "box_width": face.box_width,

@@ -1,6 +1,9 @@
 """The video pages and API: the upload and its limits, every bad input refused with its reason on both
 doors, the progress, the emotion timeline, whose videos they are, and deleting from a page or the admin."""
 
+import csv
+import io
+import json
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -339,3 +342,16 @@ def test_deleting_the_account_empties_its_videos_folder(user, model_version, med
         services.user_delete(user=user)
 
     assert nothing_kept(media_dir) and not (media_dir / "videos" / str(user.pk)).exists()
+
+
+def test_the_exports_say_which_video_each_frames_face_comes_from_when_and_its_track(user, model_version):
+    video = read(user, face_video(2.0, 10))
+    rows = list(csv.DictReader(io.StringIO(b"".join(signed_in(user).get("/captures/export.csv")).decode())))
+    records = json.loads(b"".join(signed_in(user).get("/captures/export.json")))
+
+    faces = Face.objects.filter(capture__video=video).select_related("capture").order_by("capture_id", "number")
+    assert len(records) == len(rows) == faces.count() > 0
+    for record, row, face in zip(records, rows, faces, strict=True):
+        assert record["video_id"] == video.pk and int(row["video_id"]) == video.pk
+        assert record["video_time"] == face.capture.video_time and float(row["video_time"]) == face.capture.video_time
+        assert record["track"] == face.track == 1 and row["track"] == "1"
