@@ -265,15 +265,15 @@ def review_queue_undo(request: HttpRequest) -> HttpResponse:
 @login_required
 def video_list(request: HttpRequest) -> HttpResponse:
     """The user's videos, and the form that uploads one (checked all through before it is kept)."""
-    form, status = VideoForm(), 200
+    form, status, refusal_unread = VideoForm(), 200, None
     if request.method == "POST":
         try:
             refuse_a_declared_oversized_video(
                 request.META.get("CONTENT_LENGTH"), max_bytes=settings.EMOTIONSITE_VIDEO.max_bytes
             )
         except services.VideoRefused as refusal:
-            form.add_error("file", refusal.message)
-            status = 413
+            # Said above the empty form: a form without data has nothing to attach an error to.
+            refusal_unread, status = refusal.message, 413
         else:
             form = VideoForm(request.POST, request.FILES)
             status = 400
@@ -288,7 +288,7 @@ def video_list(request: HttpRequest) -> HttpResponse:
                     status = 503
                 else:
                     return redirect("classifier:video_detail", video_id=video.pk)
-    context = {"form": form, "videos": selectors.video_list(user=request.user)}
+    context = {"form": form, "refusal": refusal_unread, "videos": selectors.video_list(user=request.user)}
     return render(request, "classifier/video_list.html", context, status=status)
 
 

@@ -145,10 +145,14 @@ def test_a_video_over_the_byte_limit_is_413_and_one_announced_over_it_is_refused
     page = post_page(user_client, "clip.mp4", content)
     response = post_api(api, "clip.mp4", content)
     announced = post_api(api, "clip.mp4", face_video(), CONTENT_LENGTH=str(300 * 2**20))
+    announced_page = user_client.post(
+        reverse("classifier:video_list"), {"file": upload("clip.mp4", face_video())}, CONTENT_LENGTH=str(300 * 2**20)
+    )
 
     assert page.status_code == 413 and "the limit is 1 MB" in page.context["form"].errors["file"][0]
     assert response.status_code == 413 and "; the limit is 1 MB." in response.json()["detail"]
     assert announced.status_code == 413 and announced.json() == {"detail": "The upload is over the limit of 1 MB."}
+    assert announced_page.status_code == 413 and "The upload is over the limit of 1 MB." in announced_page.text
     assert nothing_kept(media_dir)
 
 
