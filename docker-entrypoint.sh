@@ -3,7 +3,7 @@
 #   web      (default) the site for one container: nginx on EMOTIONSITE_LISTEN in front of gunicorn
 #   app      gunicorn alone on EMOTIONSITE_LISTEN, behind a buffering proxy of your own (compose.yaml's web)
 #   proxy    nginx alone on EMOTIONSITE_LISTEN, in front of the gunicorn at EMOTIONSITE_UPSTREAM (compose.yaml)
-#   worker   background tasks (retraining)
+#   worker   background tasks (retraining, videos)
 #   all      web and worker in one container
 #   prepare  migrate and register the models, then exit (compose.yaml runs it before the others)
 #   healthcheck, or any other command (e.g. `python manage.py createsuperuser`).
@@ -48,8 +48,10 @@ proxy() {
 
 # Slow clients must never reach gunicorn's threads (gunicorn.conf.py): nginx answers on $listen and hands
 # gunicorn, on a Unix socket only it reaches, each request once it has it whole. If either stops, so does the
-# other, and the container with it, so that its restart policy brings both back.
+# other, and the container with it, so that its restart policy brings both back. Arguments: the ids of
+# processes started before (the `all` role's worker), stopped and awaited with them in the same way.
 serve_behind_proxy() {
+    beside="$*"
     folder=$(run_folder)
     # gunicorn sees every client at nginx's address; nginx adds the client's own to X-Forwarded-For
     # (deploy/nginx.conf). The sign-in limits count that one (accounts.sign_in_limits): one proxy more than
@@ -60,16 +62,26 @@ serve_behind_proxy() {
     app=$!
     (proxy "$folder" "unix:$folder/gunicorn.sock") &
     front=$!
-    trap 'kill -TERM "$app" "$front" 2>/dev/null || true' INT TERM
+    # $beside unquoted on purpose: one word per process id.
+    trap 'kill -TERM "$app" "$front" $beside 2>/dev/null || true' INT TERM
     # POSIX sh has no `wait -n`: look once a second.
-    while kill -0 "$app" 2>/dev/null && kill -0 "$front" 2>/dev/null; do
+    while all_running "$app" "$front" $beside; do
         sleep 1
     done
-    kill -TERM "$app" "$front" 2>/dev/null || true
+    kill -TERM "$app" "$front" $beside 2>/dev/null || true
     status=0
     wait "$app" || status=$?
     wait "$front" || true
+    for process in $beside; do
+        wait "$process" || true
+    done
     exit "$status"
+}
+
+all_running() {
+    for process in "$@"; do
+        kill -0 "$process" 2>/dev/null || return 1
+    done
 }
 
 case "${1:-web}" in
@@ -96,12 +108,20 @@ worker)
 all)
     prepare
     python manage.py db_worker &
-    serve_behind_proxy
+    serve_behind_proxy "$!"
     ;;
 healthcheck)
     # A worker is healthy while its process runs; web, app and proxy answer /healthz on $listen.
     pgrep -f db_worker >/dev/null && ! pgrep -f "gunicorn|nginx" >/dev/null && exit 0
-    exec python -c "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:${listen##*:}/healthz', timeout=5).status != 200)"
+    # Asked on the loopback under the first name the site answers to: a site deployed for its own name
+    # alone refuses a Host of 127.0.0.1 (400), and compose.yaml's proxy waits for this check to pass.
+    exec python - "${listen##*:}" <<'CHECK'
+import os, sys, urllib.request
+names = [name.strip().lstrip(".") for name in os.environ.get("ALLOWED_HOSTS", "").split(",")]
+host = next((name for name in names if name not in ("", "*")), "localhost")
+request = urllib.request.Request(f"http://127.0.0.1:{sys.argv[1]}/healthz", headers={"Host": host})
+sys.exit(urllib.request.urlopen(request, timeout=5).status != 200)
+CHECK
     ;;
 *)
     exec "$@"
