@@ -322,10 +322,11 @@ def orphan_media_files(*, min_age: timedelta) -> OrphanFiles:
         MediaFile(name, default_storage.size(name), default_storage.get_modified_time(name))
         for name in media_file_names("")
     ]
+    # A video being read stores its frames before their captures are committed, all at the end. Read before
+    # the names: a video finishing in between has its captures committed by the time those are read.
+    being_read = tuple(f"{video.frames_folder}/" for video in Video.objects.filter(state__in=Video.UNFINISHED))
     named = {name for pair in Capture.objects.values_list("image", "thumbnail").iterator() for name in pair}
     named |= set(Video.objects.values_list("file", flat=True))
-    # A video being read stores its frames before their captures are committed, all at the end.
-    being_read = tuple(f"{video.frames_folder}/" for video in Video.objects.filter(state__in=Video.UNFINISHED))
     cutoff = timezone.now() - min_age
     unnamed = [file for file in files if file.name not in named and not file.name.startswith(being_read)]
     orphans = [file for file in unnamed if file.modified < cutoff]
