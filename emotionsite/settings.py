@@ -139,6 +139,9 @@ class VideoSettings:
 EMOTIONSITE_VIDEO = VideoSettings()
 
 INSTALLED_APPS = [
+    # Before django.contrib.auth: its `changepassword` command (Django's, which also revokes API tokens)
+    # takes the name.
+    "accounts",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -151,7 +154,6 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
-    "accounts",
     # Before django_tasks_db: its `db_worker` command (the library's worker, with a heartbeat) takes the name.
     "classifier",
     "django_tasks_db",

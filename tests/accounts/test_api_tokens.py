@@ -4,10 +4,12 @@ renewed when the password changes, never listed in the admin; the API contract s
 import hashlib
 import importlib
 import re
+from io import StringIO
 from types import SimpleNamespace
 
 import pytest
 from django.apps import apps
+from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
@@ -142,6 +144,17 @@ def test_a_password_set_in_the_admin_revokes_the_tokens(user, staff_user):
     )
 
     assert response.status_code == 302
+    assert not works(key) and not AuthToken.objects.exists()
+
+
+def test_a_password_set_with_manage_py_changepassword_revokes_the_tokens(user, monkeypatch):
+    key = fetch_token()
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": "a different horse 42")
+
+    call_command("changepassword", "ada", stdout=StringIO())
+
+    user.refresh_from_db()
+    assert user.check_password("a different horse 42")
     assert not works(key) and not AuthToken.objects.exists()
 
 
