@@ -111,18 +111,24 @@ def nginx_required() -> None:
         required_or_skip("EMOTIONSITE_REQUIRE_NGINX", "nginx is not installed (apt install nginx)")
 
 
-def start_image_web_role(tmp_path: Path, **more: str) -> tuple[subprocess.Popen, str]:
-    """`docker-entrypoint.sh web` (nginx in front of gunicorn) on a SQLite database of its own in `tmp_path`,
-    answering on 127.0.0.1 and a free port, once /healthz answers 200; the process and the base URL."""
-    nginx_required()
-    port = free_port()
-    environment = deployed_environment(
+def image_environment(tmp_path: Path, port: int, **more: str) -> dict[str, str]:
+    """The environment of one of the image's roles on a SQLite database, models and media of its own in
+    `tmp_path`, answering on 127.0.0.1 and `port`."""
+    return deployed_environment(
         database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}",
         model_dir=tmp_path / "models",
         media_dir=tmp_path / "media",
         EMOTIONSITE_LISTEN=f"127.0.0.1:{port}",
         **more,
     )
+
+
+def start_image_web_role(tmp_path: Path, **more: str) -> tuple[subprocess.Popen, str]:
+    """`docker-entrypoint.sh web` (nginx in front of gunicorn) on a SQLite database of its own in `tmp_path`,
+    answering on 127.0.0.1 and a free port, once /healthz answers 200; the process and the base URL."""
+    nginx_required()
+    port = free_port()
+    environment = image_environment(tmp_path, port, **more)
     server = start_entrypoint("web", environment=environment, log=tmp_path / "server.log")
     base = f"http://127.0.0.1:{port}"
     try:

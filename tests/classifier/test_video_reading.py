@@ -141,6 +141,26 @@ def test_a_video_deleted_while_it_is_read_stops_the_worker_and_leaves_nothing(
     assert len(calls) == 4 and nothing_stored(media_dir) and not Video.objects.exists()
 
 
+def wait_until_half_way(video: Video, worker) -> None:
+    """Until a real worker has read 20 frames of the video (of the 300 of face_video(30.0, 10))."""
+    deadline = time.monotonic() + 120
+    while Video.objects.get(pk=video.pk).samples_done < 20:
+        assert worker.poll() is None, worker.stderr.read().decode()
+        assert time.monotonic() < deadline, "the worker never read 20 frames"
+        time.sleep(0.1)
+
+
+def only_the_video_file_is_left(video: Video, media_dir: Path) -> bool:
+    """No capture, face, timeline nor frame of the video: only its own file."""
+    return (
+        not Capture.objects.exists()
+        and not Face.objects.exists()
+        and selectors.video_timeline(video) == []
+        and not (media_dir / video.frames_folder).exists()
+        and [path.name for path in stored_files(media_dir)] == [Path(video.file.name).name]
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_video_leaves_it_failed_with_no_timeline(settings, model_version, media_dir):
@@ -150,11 +170,7 @@ def test_a_worker_killed_mid_video_leaves_it_failed_with_no_timeline(settings, m
     frames_folder = media_dir / video.frames_folder
     worker = start_db_worker(settings, media_dir)
     try:
-        deadline = time.monotonic() + 120
-        while Video.objects.get(pk=video.pk).samples_done < 20:
-            assert worker.poll() is None, worker.stderr.read().decode()
-            assert time.monotonic() < deadline, "the worker never read 20 frames"
-            time.sleep(0.1)
+        wait_until_half_way(video, worker)
     finally:
         worker.kill()
         worker.wait()
@@ -170,10 +186,7 @@ def test_a_worker_killed_mid_video_leaves_it_failed_with_no_timeline(settings, m
 
     video.refresh_from_db()
     assert video.state == Video.State.FAILED and video.error.startswith("The worker stopped while reading this video")
-    assert not Capture.objects.exists() and not Face.objects.exists() and selectors.video_timeline(video) == []
-    assert not frames_folder.exists() and [path.name for path in stored_files(media_dir)] == [
-        Path(video.file.name).name
-    ]
+    assert only_the_video_file_is_left(video, media_dir)
     # And the worker's next video is read as usual.
     following = services.video_create(owner=owner, file=upload("next.mp4", face_video()))
     run_worker()
@@ -186,14 +199,9 @@ def test_a_worker_told_to_stop_mid_video_fails_it_at_once_and_keeps_nothing(sett
     """SIGTERM (`docker stop`, a deploy) to a real `manage.py db_worker` half way through a video."""
     owner = make_user("ada")
     video = services.video_create(owner=owner, file=upload("long.mp4", face_video(30.0, 10)))
-    frames_folder = media_dir / video.frames_folder
     worker = start_db_worker(settings, media_dir)
     try:
-        deadline = time.monotonic() + 120
-        while Video.objects.get(pk=video.pk).samples_done < 20:
-            assert worker.poll() is None, worker.stderr.read().decode()
-            assert time.monotonic() < deadline, "the worker never read 20 frames"
-            time.sleep(0.1)
+        wait_until_half_way(video, worker)
         worker.send_signal(signal.SIGTERM)
         # At once: well inside docker stop's 10 s grace, and nowhere near stale_seconds.
         assert worker.wait(timeout=10) == 0
@@ -205,10 +213,7 @@ def test_a_worker_told_to_stop_mid_video_fails_it_at_once_and_keeps_nothing(sett
     video.refresh_from_db()
     assert video.state == Video.State.FAILED and video.finished_at is not None
     assert video.error.startswith("The worker was stopped (SIGTERM) after ")
-    assert not Capture.objects.exists() and not Face.objects.exists() and selectors.video_timeline(video) == []
-    assert not frames_folder.exists() and [path.name for path in stored_files(media_dir)] == [
-        Path(video.file.name).name
-    ]
+    assert only_the_video_file_is_left(video, media_dir)
 
 
 def test_the_tracker_follows_one_face_and_tells_several_apart():

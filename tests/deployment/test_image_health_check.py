@@ -9,8 +9,8 @@ import time
 import pytest
 
 from tests.site_processes import (
-    deployed_environment,
     free_port,
+    image_environment,
     nginx_required,
     start_entrypoint,
     stop,
@@ -22,13 +22,7 @@ from tests.site_processes import (
 def test_the_health_check_passes_whatever_host_names_the_site_answers_to(tmp_path):
     """A site deployed for its own name only: the check asks 127.0.0.1, which that name leaves out."""
     nginx_required()
-    environment = deployed_environment(
-        database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        model_dir=tmp_path / "models",
-        media_dir=tmp_path / "media",
-        EMOTIONSITE_LISTEN=f"127.0.0.1:{free_port()}",
-        ALLOWED_HOSTS="faces.example.org",
-    )
+    environment = image_environment(tmp_path, free_port(), ALLOWED_HOSTS="faces.example.org")
     server = start_entrypoint("web", environment=environment, log=tmp_path / "server.log")
     try:
         deadline = time.monotonic() + 120
@@ -48,14 +42,9 @@ def test_the_all_role_stops_its_worker_too_and_waits_for_it(tmp_path):
     """`docker stop` on the one-container role: its db_worker must get the TERM (and fail a running task at
     once, as a worker of its own does), not be left behind for the kernel's KILL."""
     nginx_required()
-    database = tmp_path / "db.sqlite3"
+    database = tmp_path / "db.sqlite3"  # image_environment's
     port = free_port()
-    environment = deployed_environment(
-        database_url=f"sqlite:///{database}",
-        model_dir=tmp_path / "models",
-        media_dir=tmp_path / "media",
-        EMOTIONSITE_LISTEN=f"127.0.0.1:{port}",
-    )
+    environment = image_environment(tmp_path, port)
     container = start_entrypoint("all", environment=environment, log=tmp_path / "all.log")
     try:
         wait_until_healthy(f"http://127.0.0.1:{port}/healthz", container)
