@@ -1,4 +1,5 @@
-"""Process settings: those Paddle must see before it is imported, and how the C allocator returns memory.
+"""Process settings: those Paddle must see before it is imported, how the C allocator returns memory, and
+which reduced-precision arithmetic the CPU does in hardware.
 
 Paddle sets OMP_NUM_THREADS=1 when it is unset, and its bundled MKL takes a slow
 path on AMD CPUs unless MKL_DEBUG_CPU_TYPE=5; both measured on a 2-core EPYC
@@ -7,7 +8,9 @@ path on AMD CPUs unless MKL_DEBUG_CPU_TYPE=5; both measured on a 2-core EPYC
 
 import ctypes
 import ctypes.util
+import functools
 import os
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))))
 os.environ.setdefault("MKL_DEBUG_CPU_TYPE", "5")
@@ -32,3 +35,38 @@ def give_large_allocations_back() -> bool:
     except (OSError, AttributeError, TypeError):
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, LARGE_ALLOCATION_BYTES))
+
+
+CPU_INFO = Path("/proc/cpuinfo")
+
+
+@functools.cache
+def cpu_features() -> frozenset[str]:
+    """The feature flags of the CPU as Linux lists them (x86's "flags", ARM's "Features"); none elsewhere."""
+    try:
+        text = CPU_INFO.read_text()
+    except OSError:
+        return frozenset()
+    return features_listed(text)
+
+
+def features_listed(cpu_info: str) -> frozenset[str]:
+    """The flags named on the first core's flags or Features line of a /proc/cpuinfo text."""
+    for line in cpu_info.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+def computes_half_precision(features: frozenset[str] | None = None) -> bool:
+    """Whether the CPU does 16-bit float arithmetic itself: x86's AVX512-FP16, ARM's FP16 vector arithmetic.
+    Elsewhere 16-bit floats are only converted to 32 bits and back, which is slower than 32 bits throughout."""
+    features = cpu_features() if features is None else features
+    return bool(features & {"avx512_fp16", "asimdhp"})
+
+
+def has_bfloat16_matrix_units(features: frozenset[str] | None = None) -> bool:
+    """Whether the CPU has x86's AMX tile units for bfloat16, which oneDNN runs convolutions on."""
+    features = cpu_features() if features is None else features
+    return "amx_bf16" in features

@@ -15,6 +15,7 @@ from ml.labels import EXPRESSIONS, INPUT_SIZE
 from ml.model import ExpressionNet, ModelConfig, load_weights, predict_probabilities
 from ml.model_folder import WEIGHTS_FILE, ModelFolderError
 from ml.predictor import ModelLoadError, Predictor
+from ml.runtime import has_bfloat16_matrix_units
 from ml.testing import TINY_MODEL, synthetic_crops, train_tiny_model
 from ml.train import TrainConfig, TrainingStopped, class_weights, learning_rate_at, train
 from ml.train import main as train_main
@@ -29,7 +30,7 @@ def tiny_model_dir(tmp_path_factory):
 
 
 def test_exported_model_learned_and_matches_the_eager_net(tiny_model_dir):
-    predictor = Predictor.load(tiny_model_dir)
+    predictor = Predictor.load(tiny_model_dir, bfloat16=False)
     crops = synthetic_crops(140, seed=7)
     probabilities = predictor.predict(crops.images)
 
@@ -47,6 +48,26 @@ def test_predictor_takes_any_batch_size_in_any_order(tiny_model_dir):
     whole_batch = predictor.predict(crops)
     for size in (8, 1, 3, 16, 0):
         np.testing.assert_allclose(predictor.predict(crops[:size]), whole_batch[:size], atol=1e-5)
+
+
+@pytest.mark.skipif(not has_bfloat16_matrix_units(), reason="bfloat16 is used only on a CPU with AMX")
+def test_in_bfloat16_the_predictor_reads_crops_as_in_float32(tiny_model_dir):
+    crops = synthetic_crops(140, seed=7).images
+    in_float32 = Predictor.load(tiny_model_dir, bfloat16=False)
+    in_bfloat16 = Predictor.load(tiny_model_dir, bfloat16=True)
+    assert (in_float32.precision, in_bfloat16.precision) == ("float32", "bfloat16")
+
+    exact, reduced = in_float32.predict(crops), in_bfloat16.predict(crops)
+    assert not np.array_equal(exact, reduced)  # it really computed in another precision
+    np.testing.assert_allclose(reduced, exact, atol=0.05)
+    assert (reduced.argmax(axis=1) == exact.argmax(axis=1)).mean() >= 0.95
+
+
+def test_the_predictor_computes_in_bfloat16_by_default_only_where_the_cpu_has_amx(tiny_model_dir, monkeypatch):
+    monkeypatch.setattr("ml.predictor.has_bfloat16_matrix_units", lambda: False)
+    assert Predictor.load(tiny_model_dir).precision == "float32"
+    monkeypatch.setattr("ml.predictor.has_bfloat16_matrix_units", lambda: True)
+    assert Predictor.load(tiny_model_dir).precision == "bfloat16"
 
 
 def test_predictor_refuses_crops_of_the_wrong_shape(tiny_model_dir):
@@ -228,7 +249,8 @@ def test_fine_tuning_may_change_dropout_and_working_size(tiny_model_dir, tmp_pat
     net = ExpressionNet(sharper)
     load_weights(net, model_dir / WEIGHTS_FILE)
     crops = synthetic_crops(16, seed=5).images
-    np.testing.assert_allclose(Predictor.load(model_dir).predict(crops), predict_probabilities(net, crops), atol=1e-4)
+    exact = Predictor.load(model_dir, bfloat16=False)
+    np.testing.assert_allclose(exact.predict(crops), predict_probabilities(net, crops), atol=1e-4)
 
 
 def test_fine_tuning_refuses_a_net_whose_weights_do_not_fit_the_parent(tiny_model_dir, tmp_path):
