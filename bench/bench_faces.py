@@ -20,11 +20,13 @@ Needs scikit-image (a dev dependency) for its public-domain photos; nothing is d
 """
 
 import argparse
+import functools
 import io
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +36,9 @@ from PIL import Image
 from skimage import data
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import ml.faces as faces_module
 from ml.faces import find_faces
+from ml.runtime import computes_half_precision, has_bfloat16_matrix_units
 
 Box = tuple[float, float, float, float]  # x, y, w, h
 Detector = Callable[[np.ndarray], list[Box]]
@@ -172,8 +176,28 @@ def matched(found: list[Box], truth: list[Box]) -> tuple[list[bool], int]:
     return hits, len(found) - len(used_boxes)
 
 
-def site_detector(image: np.ndarray) -> list[Box]:
-    return [face.box for face in find_faces(Image.fromarray(image)).faces]
+@functools.cache
+def site_blazeface(half_precision: bool) -> faces_module._BlazeFace:
+    return faces_module._BlazeFace(half_precision=half_precision)
+
+
+@contextmanager
+def site_precision(half_precision: bool) -> Iterator[None]:
+    """find_faces with its detector in 16-bit floats or in 32: the site picks by the CPU (ml.faces)."""
+    kept = faces_module._detector
+    faces_module._detector = site_blazeface(half_precision)
+    try:
+        yield
+    finally:
+        faces_module._detector = kept
+
+
+def site_detector(half_precision: bool) -> Detector:
+    def detect(image: np.ndarray) -> list[Box]:
+        with site_precision(half_precision):
+            return [face.box for face in find_faces(Image.fromarray(image)).faces]
+
+    return detect
 
 
 def haar_detector(cascade_name: str, min_size: int) -> Detector:
@@ -234,8 +258,14 @@ def letterboxed_blazeface(model_file: str, strides: tuple[int, ...], per_cell: i
 
 
 def candidates() -> dict[str, Detector]:
+    site = {"find_faces (the site: back model)": site_detector(half_precision=False)}
+    if computes_half_precision():
+        site = {
+            "find_faces, 16-bit floats (site)": site_detector(half_precision=True),
+            "find_faces, 32-bit floats": site_detector(half_precision=False),
+        }
     return {
-        "find_faces (the site: back model)": site_detector,
+        **site,
         "short-range, letterboxed (before)": letterboxed_blazeface(
             "face_detection_short_range.tflite", (8, 16, 16, 16), 2, 0.5
         ),
@@ -314,23 +344,28 @@ def main() -> None:
 
     from ml.predictor import Predictor
 
-    predictor = Predictor.load(arguments.model, threads=1)
     jpeg = phone_jpeg(photos[2])
-
-    def decode_find_classify() -> int:
-        image = Image.open(io.BytesIO(jpeg))
-        image.load()
-        faces = find_faces(image).faces
-        predictor.predict(np.stack([face.crop for face in faces]))
-        return len(faces)
-
-    found = decode_find_classify()
-    times = milliseconds(decode_find_classify, max(5, arguments.runs // 5))
     print(
         f"\n4000x3000 JPEG ({len(jpeg) / 2**20:.1f} MB, {len(photos[2].faces)} faces of"
-        f" {min(f[2] for f in photos[2].faces) * 2.5:.0f}-{max(f[2] for f in photos[2].faces) * 2.5:.0f} px):"
-        f" decode + find ({found} found) + classify, {p50_p90(times)}"
+        f" {min(f[2] for f in photos[2].faces) * 2.5:.0f}-{max(f[2] for f in photos[2].faces) * 2.5:.0f} px),"
+        " decoded, searched and classified:"
     )
+    reduced = (computes_half_precision(), has_bfloat16_matrix_units())
+    for half_precision, bfloat16 in dict.fromkeys([reduced, (False, False)]):
+        predictor = Predictor.load(arguments.model, threads=1, bfloat16=bfloat16)
+
+        def decode_find_classify() -> int:
+            image = Image.open(io.BytesIO(jpeg))
+            image.load()
+            faces = find_faces(image).faces
+            predictor.predict(np.stack([face.crop for face in faces]))
+            return len(faces)
+
+        with site_precision(half_precision):
+            found = decode_find_classify()
+            times = milliseconds(decode_find_classify, max(5, arguments.runs // 5))
+        precisions = f"detector {'16' if half_precision else '32'}-bit, classifier {predictor.precision}"
+        print(f"  {precisions:42} {found} found, {p50_p90(times)}")
 
 
 if __name__ == "__main__":

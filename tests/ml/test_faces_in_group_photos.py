@@ -11,7 +11,9 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from ml import faces
 from ml.faces import find_faces, reading_order
+from ml.runtime import computes_half_precision
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 # A 160 px square of the fixture around Eileen Collins' head, and the detector's box of her face inside it.
@@ -60,15 +62,38 @@ def assert_finds_exactly(photo: Image.Image, truth: list[Box]) -> list[Box]:
     return boxes
 
 
-def test_fourteen_faces_of_26_to_160_px_in_one_photo_are_all_found(head: Image.Image) -> None:
+def fourteen_faces_photo(head: Image.Image) -> tuple[Image.Image, list[Box]]:
+    """Fourteen faces of 26 to 160 px on a real scene, and their boxes."""
     photo = scene("coffee", (1280, 960))
     sides = [26, 160, 28, 144, 32, 128, 40, 112, 48, 96, 56, 80, 64, 30]
     truth = [
         paste_face(photo, head, x=40 + 250 * (index % 5), y=60 + 320 * (index // 5), face_side=side)
         for index, side in enumerate(sides)
     ]
+    return photo, truth
 
-    assert_finds_exactly(photo, truth)
+
+def test_fourteen_faces_of_26_to_160_px_in_one_photo_are_all_found(head: Image.Image) -> None:
+    assert_finds_exactly(*fourteen_faces_photo(head))
+
+
+@pytest.mark.skipif(not computes_half_precision(), reason="16-bit floats are used only where the CPU computes them")
+def test_in_16_bit_floats_the_detector_finds_what_it_finds_in_32(head: Image.Image, monkeypatch) -> None:
+    photo, truth = fourteen_faces_photo(head)
+    found = {}
+    for half_precision in (False, True):
+        monkeypatch.setattr(faces, "_detector", faces._BlazeFace(half_precision=half_precision))
+        found[half_precision] = assert_finds_exactly(photo, truth)
+
+    for exact, reduced in zip(found[False], found[True], strict=True):
+        assert iou(exact, reduced) >= 0.9, (exact, reduced)
+
+
+def test_the_detector_computes_in_16_bit_floats_by_default_only_where_the_cpu_does(monkeypatch) -> None:
+    monkeypatch.setattr(faces, "computes_half_precision", lambda: False)
+    assert not faces._BlazeFace().half_precision
+    monkeypatch.setattr(faces, "computes_half_precision", lambda: True)
+    assert faces._BlazeFace().half_precision
 
 
 def test_face_turned_30_degrees_is_found(head: Image.Image) -> None:
