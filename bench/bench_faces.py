@@ -17,16 +17,16 @@ Needs scikit-image (a dev dependency) for its public-domain photos; nothing is d
   and found boxes on the group photos that match no face.
 - Time on one core: each candidate on a 640x480 photo with one face (the site's `find_faces`
   includes aligning and cutting the crop), then a 4000x3000 JPEG decoded, searched and classified.
+  Where the CPU computes in reduced precision (ml.runtime), the site is measured both ways in one
+  run: as it runs there, and in 32-bit floats throughout, as on any other CPU.
 """
 
 import argparse
-import functools
 import io
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +36,8 @@ from PIL import Image
 from skimage import data
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import ml.faces as faces_module
+from shared import site_precision  # noqa: E402  (this folder is on sys.path when run as a script)
+
 from ml.faces import find_faces
 from ml.runtime import computes_half_precision, has_bfloat16_matrix_units
 
@@ -174,22 +175,6 @@ def matched(found: list[Box], truth: list[Box]) -> tuple[list[bool], int]:
             used_boxes.add(b)
             hits[f] = True
     return hits, len(found) - len(used_boxes)
-
-
-@functools.cache
-def site_blazeface(half_precision: bool) -> faces_module._BlazeFace:
-    return faces_module._BlazeFace(half_precision=half_precision)
-
-
-@contextmanager
-def site_precision(half_precision: bool) -> Iterator[None]:
-    """find_faces with its detector in 16-bit floats or in 32: the site picks by the CPU (ml.faces)."""
-    kept = faces_module._detector
-    faces_module._detector = site_blazeface(half_precision)
-    try:
-        yield
-    finally:
-        faces_module._detector = kept
 
 
 def site_detector(half_precision: bool) -> Detector:
@@ -342,30 +327,34 @@ def main() -> None:
     for name, detect in candidates().items():
         print(f"  {name:34} {p50_p90(milliseconds(lambda d=detect: d(photo), arguments.runs))}")
 
-    from ml.predictor import Predictor
-
     jpeg = phone_jpeg(photos[2])
     print(
         f"\n4000x3000 JPEG ({len(jpeg) / 2**20:.1f} MB, {len(photos[2].faces)} faces of"
         f" {min(f[2] for f in photos[2].faces) * 2.5:.0f}-{max(f[2] for f in photos[2].faces) * 2.5:.0f} px),"
         " decoded, searched and classified:"
     )
-    reduced = (computes_half_precision(), has_bfloat16_matrix_units())
-    for half_precision, bfloat16 in dict.fromkeys([reduced, (False, False)]):
-        predictor = Predictor.load(arguments.model, threads=1, bfloat16=bfloat16)
+    site = (computes_half_precision(), has_bfloat16_matrix_units())
+    for half_precision, bfloat16 in dict.fromkeys([site, (False, False)]):
+        time_a_large_photo(jpeg, arguments.model, arguments.runs, half_precision=half_precision, bfloat16=bfloat16)
 
-        def decode_find_classify() -> int:
-            image = Image.open(io.BytesIO(jpeg))
-            image.load()
-            faces = find_faces(image).faces
-            predictor.predict(np.stack([face.crop for face in faces]))
-            return len(faces)
 
-        with site_precision(half_precision):
-            found = decode_find_classify()
-            times = milliseconds(decode_find_classify, max(5, arguments.runs // 5))
-        precisions = f"detector {'16' if half_precision else '32'}-bit, classifier {predictor.precision}"
-        print(f"  {precisions:42} {found} found, {p50_p90(times)}")
+def time_a_large_photo(jpeg: bytes, model: Path, runs: int, *, half_precision: bool, bfloat16: bool) -> None:
+    from ml.predictor import Predictor
+
+    predictor = Predictor.load(model, threads=1, bfloat16=bfloat16)
+
+    def decode_find_classify() -> int:
+        image = Image.open(io.BytesIO(jpeg))
+        image.load()
+        faces = find_faces(image).faces
+        predictor.predict(np.stack([face.crop for face in faces]))
+        return len(faces)
+
+    with site_precision(half_precision):
+        found = decode_find_classify()
+        times = milliseconds(decode_find_classify, max(5, runs // 5))
+    precisions = f"detector {'16' if half_precision else '32'}-bit, classifier {predictor.precision}"
+    print(f"  {precisions:42} {found} found, {p50_p90(times)}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
     python bench/bench_inference.py --model models/VERSION [--runs 300]
 
 Pins the process to one CPU core and one math thread before Paddle loads, as one
-gunicorn worker per core would run. Targets (issue 3): a crop under 5 ms; a photo
+gunicorn worker per core would run. Where the CPU computes in reduced precision (ml.runtime), both
+ways in one run: as the site runs there, then in 32-bit floats throughout. Targets (issue 3): a crop under 5 ms; a photo
 with one face, decode + find + classify, under 25 ms p50.
 """
 
@@ -21,11 +22,12 @@ import numpy as np
 from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from shared import milliseconds, one_face_photo_jpeg  # this folder is on sys.path when run as a script
+from shared import milliseconds, one_face_photo_jpeg, site_precision  # this folder is on sys.path when run as a script
 
 from ml.faces import find_faces
 from ml.labels import INPUT_SIZE
 from ml.predictor import Predictor
+from ml.runtime import computes_half_precision, has_bfloat16_matrix_units
 
 
 def report(name: str, times: list[float], target: float) -> None:
@@ -36,11 +38,19 @@ def report(name: str, times: list[float], target: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="a model folder")
+    parser.add_argument("--model", type=Path, required=True, help="a model folder")
     parser.add_argument("--runs", type=int, default=300)
     args = parser.parse_args()
 
-    predictor = Predictor.load(args.model, threads=1)
+    print(f"CPU cores used: {sorted(os.sched_getaffinity(0))}")
+    # What the site computes in on this CPU (ml.runtime), then all in 32 bits, as before: both in one run.
+    site = (computes_half_precision(), has_bfloat16_matrix_units())
+    for half_precision, bfloat16 in dict.fromkeys([site, (False, False)]):
+        measure(args.model, args.runs, half_precision=half_precision, bfloat16=bfloat16)
+
+
+def measure(model: Path, runs: int, *, half_precision: bool, bfloat16: bool) -> None:
+    predictor = Predictor.load(model, threads=1, bfloat16=bfloat16)
     crop = np.random.default_rng(0).integers(0, 256, (1, INPUT_SIZE, INPUT_SIZE), dtype=np.uint8)
     photo = one_face_photo_jpeg()
 
@@ -50,9 +60,11 @@ def main() -> None:
         assert len(finding.faces) == 1, "the benchmark photo should hold one face"
         predictor.predict(np.stack([face.crop for face in finding.faces]))
 
-    print(f"model {predictor.version}, CPU cores used: {sorted(os.sched_getaffinity(0))}")
-    report("one crop classified", milliseconds(lambda: predictor.predict(crop), args.runs), 5)
-    report("640x480 JPEG: decode + find + classify", milliseconds(classify_photo, args.runs), 25)
+    detector = "16" if half_precision else "32"
+    print(f"model {predictor.version}: classifier in {predictor.precision}, face detector in {detector}-bit floats")
+    with site_precision(half_precision):
+        report("  one crop classified", milliseconds(lambda: predictor.predict(crop), runs), 5)
+        report("  640x480 JPEG: decode + find + classify", milliseconds(classify_photo, runs), 25)
 
 
 if __name__ == "__main__":

@@ -82,6 +82,15 @@ def model_folder(scratch: Path) -> tuple[Path, str]:
     return folder.parent, "a tiny model trained for this run (models/ holds no model yet)"
 
 
+def reduced_precision_text() -> str:
+    """What the server's detector and classifier compute in on this machine (ml.runtime decides by the CPU)."""
+    from ml.runtime import computes_half_precision, has_bfloat16_matrix_units
+
+    detector = "16-bit floats" if computes_half_precision() else "32-bit floats"
+    classifier = "bfloat16" if has_bfloat16_matrix_units() else "float32"
+    return f"{detector} (face detector) and {classifier} (classifier)"
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -325,6 +334,7 @@ def run(args: argparse.Namespace, database_url: str | None) -> None:
         started = time.perf_counter()
         seeded = seed_database()
         print(f"model: {model_text}, version {seeded['model_version']}")
+        print(f"the server computes in {reduced_precision_text()}")
         print(
             f"database: {'PostgreSQL (throwaway cluster, fsync off)' if database_url else f'SQLite in {scratch}'}, "
             f"{seeded['faces']:,} faces bulk-created in "

@@ -1,6 +1,7 @@
 """What the benchmarks share: the photo they send (made from a test fixture, no data set needed), a timer,
 and a throwaway site to run the product's own functions in."""
 
+import functools
 import io
 import os
 import secrets
@@ -12,8 +13,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
+
+if TYPE_CHECKING:
+    from ml.faces import _BlazeFace
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "astronaut.jpg"
@@ -72,3 +77,24 @@ def scratch_site(model: Path, *, reference_data: Path | None = None, prefix: str
         yield scratch
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+@functools.cache
+def _site_detector(half_precision: bool) -> "_BlazeFace":
+    from ml.faces import _BlazeFace
+
+    return _BlazeFace(half_precision=half_precision)
+
+
+@contextmanager
+def site_precision(half_precision: bool) -> Iterator[None]:
+    """find_faces with its detector in 16-bit floats or in 32, old against new in one run; the site itself
+    picks by the CPU (ml.faces)."""
+    from ml import faces
+
+    kept = faces._detector
+    faces._detector = _site_detector(half_precision)
+    try:
+        yield
+    finally:
+        faces._detector = kept
