@@ -28,7 +28,7 @@ def main() -> None:
     args = parser.parse_args()
 
     predictor = Predictor.load(args.model, threads=2)
-    print(f"model {predictor.version}, computing in {predictor.precision} (ml.runtime: what this CPU offers)")
+    print(f"model {predictor.version}, computing in {predictor.computes_in} (ml.runtime: what this CPU offers)")
     for usage, data in read_fer2013_by_usage(args.fer2013, ("PublicTest", "PrivateTest")).items():
         start = time.perf_counter()
         metrics = evaluate_model(predictor, data)

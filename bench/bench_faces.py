@@ -9,7 +9,7 @@ Needs scikit-image (a dev dependency) for its public-domain photos; nothing is d
   log-uniformly from 20 to 400 px, a third of them turned by up to 30 degrees. The faces are
   head-and-shoulders cut-outs of NASA's astronaut portrait (public domain) and, when
   `--taiwanese` points at the Taiwanese posed set (evaluation only, never committed), of its
-  photos too. A face's true box is the box `find_faces` draws on the cut-out at its own size
+  photos too. A face's true box is the box `find_faces` (in 32 bits) draws on the cut-out at its own size
   (256-300 px, a face of 100-140 px, on a wide black border), scaled and moved with the paste.
   Recall: true boxes matched by a found box at IoU >= 0.3 (each found box matches one face),
   per band of the true box's width.
@@ -82,7 +82,9 @@ def portraits(taiwanese: Path | None) -> list[Portrait]:
         # On a black border as wide as the picture, so its face is never taken for a whole-image crop.
         border = max(picture.shape[:2])
         framed = cv2.copyMakeBorder(picture, border, border, border, border, cv2.BORDER_CONSTANT)
-        faces = find_faces(Image.fromarray(framed)).faces
+        # In 32 bits on every CPU, so the true boxes do not depend on the machine nor favour one precision.
+        with site_precision(half_precision=False):
+            faces = find_faces(Image.fromarray(framed)).faces
         if len(faces) == 1:
             x, y, w, h = faces[0].box
             found.append(Portrait(picture, (x - border, y - border, w, h)))
@@ -353,7 +355,7 @@ def time_a_large_photo(jpeg: bytes, model: Path, runs: int, *, half_precision: b
     with site_precision(half_precision):
         found = decode_find_classify()
         times = milliseconds(decode_find_classify, max(5, runs // 5))
-    precisions = f"detector {'16' if half_precision else '32'}-bit, classifier {predictor.precision}"
+    precisions = f"detector {'16' if half_precision else '32'}-bit, classifier {predictor.computes_in}"
     print(f"  {precisions:42} {found} found, {p50_p90(times)}")
 
 

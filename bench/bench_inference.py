@@ -61,7 +61,7 @@ def measure(model: Path, runs: int, *, half_precision: bool, bfloat16: bool) -> 
         predictor.predict(np.stack([face.crop for face in finding.faces]))
 
     detector = "16" if half_precision else "32"
-    print(f"model {predictor.version}: classifier in {predictor.precision}, face detector in {detector}-bit floats")
+    print(f"model {predictor.version}: classifier in {predictor.computes_in}, face detector in {detector}-bit floats")
     with site_precision(half_precision):
         report("  one crop classified", milliseconds(lambda: predictor.predict(crop), runs), 5)
         report("  640x480 JPEG: decode + find + classify", milliseconds(classify_photo, runs), 25)

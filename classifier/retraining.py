@@ -237,6 +237,7 @@ def _train_and_decide(job: TrainingJob, work_folder: Path, channel: _JobChannel,
         },
         "reference_data": options["reference_data"],
         "reference_images": len(train_set) - len(faces.train),
+        "evaluated_in": candidate.computes_in,  # bfloat16 or float32: what this CPU offers (ml.predictor)
     }
     # Should the row never be written (the worker killed just after the move), registering the folder
     # later reads its verdict here and keeps a rejected version rejected.

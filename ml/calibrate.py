@@ -37,12 +37,14 @@ def calibrate_model(model_dir: str | Path, data_spec: str, out_dir: str | Path, 
             "inference": {"mirror": mirror, "temperature": 1.0},
         }
         write_metadata(staging, metadata)
-        logits = in_batches(Predictor.load(staging).logits, data.images)
+        predictor = Predictor.load(staging)
+        logits = in_batches(predictor.logits, data.images)
         temperature = fit_temperature(logits, data.labels)
         metadata["inference"]["temperature"] = temperature
         metadata["calibration"] = {
             "data": data_spec,
             "count": len(data),
+            "computed_in": predictor.computes_in,
             "temperature": temperature,
             "accuracy": float((logits.argmax(axis=1) == data.labels).mean()),
             "expected_calibration_error_before": expected_calibration_error(softmax(logits), data.labels),

@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, ModelLoadError) as error:  # bad data (DataError) or model: a message, no traceback
         sys.exit(f"ml.evaluate: {error}")
     print(report.summary(), flush=True)
-    print(f"{predictor.version}, computing in {predictor.precision}", flush=True)
+    print(f"{predictor.version}, computing in {predictor.computes_in}", flush=True)
     probabilities = predict_all(predictor, data.images)
     metrics = evaluate_predictions(data.labels, probabilities)
     print(format_metrics(metrics), flush=True)
@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         record = {
             "model": str(args.model),
             "model_version": predictor.version,
-            "precision": predictor.precision,
+            "computed_in": predictor.computes_in,
             "data": args.data,
             "faces": args.faces,
             "skipped": {reason: len(paths) for reason, paths in report.skipped.items()},

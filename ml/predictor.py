@@ -39,9 +39,9 @@ class ModelLoadError(RuntimeError):
 
 
 class Predictor:
-    def __init__(self, predictor: paddle.inference.Predictor, metadata: dict, *, precision: str):
+    def __init__(self, predictor: paddle.inference.Predictor, metadata: dict, *, computes_in: str):
         self._predictor = predictor
-        self.precision = precision  # what the net computes in: "bfloat16" or "float32"
+        self.computes_in = computes_in  # the net's arithmetic: "bfloat16" or "float32"
         self._lock = threading.Lock()
         self.metadata = metadata
         self.version: str = metadata["version"]
@@ -49,7 +49,9 @@ class Predictor:
 
     @classmethod
     def load(cls, model_dir: str | Path, *, threads: int = 1, bfloat16: bool | None = None) -> "Predictor":
-        """The folder's net, ready; in bfloat16 when `bfloat16` says so, by default where the CPU has AMX."""
+        """The folder's net, ready; in bfloat16 where the CPU has AMX's bfloat16 tiles (or `bfloat16=False`: in
+        float32 anyway). Paddle cannot be asked what it computes in, and without those tiles it would either
+        stay in float32 or emulate bfloat16 slowly: `bfloat16=True` there is a ValueError."""
         model_dir = Path(model_dir)
         graph, params = model_dir / INFERENCE_GRAPH, model_dir / INFERENCE_PARAMETERS
         try:
@@ -66,11 +68,14 @@ class Predictor:
         config.set_cpu_math_library_num_threads(threads)
         if bfloat16 is None:
             bfloat16 = has_bfloat16_matrix_units()
+        elif bfloat16 and not has_bfloat16_matrix_units():
+            raise ValueError("bfloat16 needs a CPU with AMX's bfloat16 tiles (amx_bf16), which this one lacks")
         if bfloat16:
             config.enable_onednn_bfloat16()
-        precision = "bfloat16" if bfloat16 else "float32"
         try:
-            predictor = cls(paddle.inference.create_predictor(config), metadata, precision=precision)
+            predictor = cls(
+                paddle.inference.create_predictor(config), metadata, computes_in="bfloat16" if bfloat16 else "float32"
+            )
             # One real run proves the files are whole; corrupt parameters fail here, not on a user's request.
             predictor.predict(np.zeros((1, INPUT_SIZE, INPUT_SIZE), np.uint8))
         except (RuntimeError, ValueError, OSError) as error:

@@ -61,7 +61,7 @@ def features_listed(cpu_info: str) -> frozenset[str]:
 
 def computes_half_precision(features: frozenset[str] | None = None) -> bool:
     """Whether the CPU does 16-bit float arithmetic itself: x86's AVX512-FP16, ARM's FP16 vector arithmetic.
-    Elsewhere 16-bit floats are only converted to 32 bits and back, which is slower than 32 bits throughout."""
+    Elsewhere (F16C, for one) it can only convert 16-bit floats to 32 bits and back: no arithmetic to gain."""
     features = cpu_features() if features is None else features
     return bool(features & {"avx512_fp16", "asimdhp"})
 

@@ -134,6 +134,7 @@ def test_a_job_runs_in_the_worker_and_its_better_candidate_goes_live(tiny_active
     summary = candidate.training["reviewed_faces"]
     assert sum(sum(split.values()) for split in summary.values()) == 140
     assert candidate.training["reference_data"] is None and candidate.training["reference_images"] == 0
+    assert candidate.training["evaluated_in"] in ("bfloat16", "float32")
     assert job.progress["phase"] == "finished" and job.started_at <= job.finished_at
     # Its learning curve stays on its row: each epoch's loss and validation accuracy.
     assert [epoch["epoch"] for epoch in job.progress["history"]] == list(range(1, 11))

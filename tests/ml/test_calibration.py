@@ -98,6 +98,7 @@ def test_calibrate_writes_a_new_version_with_the_fitted_temperature(tiny_model_d
     assert metadata["inference"]["mirror"] is True
     assert metadata["inference"]["temperature"] == metadata["calibration"]["temperature"] > 0
     assert metadata["calibration"]["count"] == 70
+    assert metadata["calibration"]["computed_in"] in ("bfloat16", "float32")
     after = metadata["calibration"]["expected_calibration_error_after"]
     assert after <= metadata["calibration"]["expected_calibration_error_before"] + 1e-9
     assert Predictor.load(folder).settings.mirror

@@ -9,7 +9,7 @@ from PIL import Image
 
 from ml.evaluate import DARKEST, EMPTY_ROW, draw_confusion_matrix, evaluate_predictions, format_metrics, main
 from ml.labels import EXPRESSIONS, INDEX_OF, NUM_CLASSES
-from ml.runtime import has_bfloat16_matrix_units
+from ml.predictor import Predictor
 
 A, D, H, N, S = (INDEX_OF[label] for label in ("angry", "disgust", "happy", "neutral", "surprise"))
 
@@ -164,7 +164,7 @@ def test_cli_scores_a_model_on_a_folder_dataset(tmp_path: Path) -> None:
     record = json.loads((tmp_path / "metrics.json").read_text())
     assert record["count"] == 28
     assert record["model_version"] == "tiny-1"
-    assert record["precision"] == ("bfloat16" if has_bfloat16_matrix_units() else "float32")
+    assert record["computed_in"] == Predictor.load(model_dir).computes_in
     assert np.array(record["confusion_matrix"]).sum(axis=1).tolist() == np.bincount(crops.labels, minlength=7).tolist()
     with Image.open(tmp_path / "confusion.png") as image:
         assert image.format == "PNG"

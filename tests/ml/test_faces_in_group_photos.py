@@ -80,11 +80,14 @@ def test_fourteen_faces_of_26_to_160_px_in_one_photo_are_all_found(head: Image.I
 @pytest.mark.skipif(not computes_half_precision(), reason="16-bit floats are used only where the CPU computes them")
 def test_in_16_bit_floats_the_detector_finds_what_it_finds_in_32(head: Image.Image, monkeypatch) -> None:
     photo, truth = fourteen_faces_photo(head)
-    found = {}
+    found, scores = {}, {}
     for half_precision in (False, True):
         monkeypatch.setattr(faces, "_detector", faces._BlazeFace(half_precision=half_precision))
         found[half_precision] = assert_finds_exactly(photo, truth)
+        scores[half_precision] = [face.score for face in find_faces(photo).faces]
 
+    assert scores[False] != scores[True]  # it really computed in 16 bits
+    np.testing.assert_allclose(scores[True], scores[False], atol=0.02)
     for exact, reduced in zip(found[False], found[True], strict=True):
         assert iou(exact, reduced) >= 0.9, (exact, reduced)
 

@@ -55,7 +55,7 @@ def test_in_bfloat16_the_predictor_reads_crops_as_in_float32(tiny_model_dir):
     crops = synthetic_crops(140, seed=7).images
     in_float32 = Predictor.load(tiny_model_dir, bfloat16=False)
     in_bfloat16 = Predictor.load(tiny_model_dir, bfloat16=True)
-    assert (in_float32.precision, in_bfloat16.precision) == ("float32", "bfloat16")
+    assert (in_float32.computes_in, in_bfloat16.computes_in) == ("float32", "bfloat16")
 
     exact, reduced = in_float32.predict(crops), in_bfloat16.predict(crops)
     assert not np.array_equal(exact, reduced)  # it really computed in another precision
@@ -63,11 +63,29 @@ def test_in_bfloat16_the_predictor_reads_crops_as_in_float32(tiny_model_dir):
     assert (reduced.argmax(axis=1) == exact.argmax(axis=1)).mean() >= 0.95
 
 
-def test_the_predictor_computes_in_bfloat16_by_default_only_where_the_cpu_has_amx(tiny_model_dir, monkeypatch):
+def test_without_amx_the_predictor_computes_in_float32_and_refuses_to_be_asked_for_bfloat16(
+    tiny_model_dir, monkeypatch
+):
+    crops = synthetic_crops(16, seed=7).images
     monkeypatch.setattr("ml.predictor.has_bfloat16_matrix_units", lambda: False)
-    assert Predictor.load(tiny_model_dir).precision == "float32"
-    monkeypatch.setattr("ml.predictor.has_bfloat16_matrix_units", lambda: True)
-    assert Predictor.load(tiny_model_dir).precision == "bfloat16"
+
+    by_default = Predictor.load(tiny_model_dir)
+    assert by_default.computes_in == "float32"
+    np.testing.assert_array_equal(
+        by_default.predict(crops), Predictor.load(tiny_model_dir, bfloat16=False).predict(crops)
+    )
+    with pytest.raises(ValueError, match="AMX"):
+        Predictor.load(tiny_model_dir, bfloat16=True)
+
+
+@pytest.mark.skipif(not has_bfloat16_matrix_units(), reason="bfloat16 is used only on a CPU with AMX")
+def test_with_amx_the_predictor_computes_in_bfloat16_by_default(tiny_model_dir):
+    crops = synthetic_crops(16, seed=7).images
+    by_default = Predictor.load(tiny_model_dir)
+    assert by_default.computes_in == "bfloat16"
+    np.testing.assert_array_equal(
+        by_default.predict(crops), Predictor.load(tiny_model_dir, bfloat16=True).predict(crops)
+    )
 
 
 def test_predictor_refuses_crops_of_the_wrong_shape(tiny_model_dir):
@@ -231,7 +249,7 @@ def test_fine_tuning_starts_from_the_given_model(tiny_model_dir, tmp_path):
     config.init_from = str(tiny_model_dir)
     result = train(config, synthetic_crops(64), synthetic_crops(64, seed=7), tmp_path)
     # With a vanishing learning rate the fine-tuned model is the starting model.
-    before = Predictor.load(tiny_model_dir).predict(synthetic_crops(64, seed=7).images)
+    before = Predictor.load(tiny_model_dir, bfloat16=False).predict(synthetic_crops(64, seed=7).images)
     assert result.best_validation_accuracy == pytest.approx(
         (before.argmax(1) == synthetic_crops(64, seed=7).labels).mean()
     )
