@@ -1,5 +1,5 @@
 """What a retraining job learns from and is tested on: every reviewed face's crop and true expression,
-split by capture. Reads only; the worker (classifier.retraining) and the benchmarks use it."""
+split by photo or video. Reads only; the worker (classifier.retraining) and the benchmarks use it."""
 
 import zlib
 from dataclasses import dataclass
@@ -13,17 +13,21 @@ from ml.data import LabelledImages
 from ml.faces import crop_whole_image
 from ml.labels import INDEX_OF, INPUT_SIZE
 
-# Reviewed faces are split by their capture, so the faces of one photo stay together: a stable hash of
-# the capture's id puts 2 in 10 captures in the held-out set (never trained on, the promotion's test),
-# 1 in 10 in the validation set (chooses the best epoch), the rest in the training set.
+# Reviewed faces are split by what they were seen in, so the faces of one photo stay together, and so do
+# the frames of one video (a fifth of a second apart, nearly the same picture: trained on some and tested
+# on others, a candidate would be tested on what it learned). A stable hash of the capture's id, or of a
+# frame's video's id, puts 2 in 10 in the held-out set (never trained on, the promotion's test), 1 in 10
+# in the validation set (chooses the best epoch), the rest in the training set.
 SPLIT_BUCKETS = 10
 HELD_OUT_BUCKETS = {0, 1}
 VALIDATION_BUCKETS = {2}
 
 
-def split_of(capture_id: int) -> str:
-    """ "held_out", "validation" or "train": fixed for a capture, whatever else is in the database."""
-    bucket = zlib.crc32(f"capture:{capture_id}".encode()) % SPLIT_BUCKETS
+def split_of(capture_id: int, *, video_id: int | None = None) -> str:
+    """ "held_out", "validation" or "train": fixed for a photo's capture, or for every frame of a video,
+    whatever else is in the database."""
+    source = f"capture:{capture_id}" if video_id is None else f"video:{video_id}"
+    bucket = zlib.crc32(source.encode()) % SPLIT_BUCKETS
     if bucket in HELD_OUT_BUCKETS:
         return "held_out"
     if bucket in VALIDATION_BUCKETS:
@@ -39,11 +43,11 @@ class ReviewedFaces:
 
 
 def reviewed_faces() -> ReviewedFaces:
-    """Every reviewed face's crop and true expression, split by `split_of` its capture."""
+    """Every reviewed face's crop and true expression, split by `split_of` its capture or video."""
     splits = {"train": ([], []), "validation": ([], []), "held_out": ([], [])}
     faces = Face.objects.filter(reviewed_at__isnull=False).select_related("capture").order_by("id")
     for face in faces.iterator(chunk_size=500):
-        crops, labels = splits[split_of(face.capture_id)]
+        crops, labels = splits[split_of(face.capture_id, video_id=face.capture.video_id)]
         crops.append(face_crop(face))
         labels.append(INDEX_OF[face.true_label])
     return ReviewedFaces(

@@ -11,7 +11,7 @@ import pytest
 from django.core.management import call_command
 from django_tasks_db.models import DBTaskResult
 
-from classifier import selectors, services, video_reading
+from classifier import selectors, services, training_data, video_reading
 from classifier.models import Capture, Face, ModelVersion, Video
 from classifier.videos import FaceTracker
 from tests.classifier.corpus import nothing_stored, stored_files
@@ -247,3 +247,27 @@ def test_a_model_version_that_read_a_video_is_kept(user, model_version):
     with pytest.raises(services.DeleteRefused):
         services.model_version_delete(model_version=model_version)
     assert ModelVersion.objects.filter(pk=model_version.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_videos_reviewed_frames_are_never_split_between_training_and_the_held_out_test(model_version):
+    # Frames a fifth of a second apart are nearly the same picture: trained on some and tested on the
+    # others, the candidate would be tested on what it learned, and the promotion gate would mean little.
+    owner = make_user("ada")
+    sizes = [(320, 240), (352, 264), (384, 288)]  # three videos whose frames all differ
+    videos = [services.video_create(owner=owner, file=upload(f"{size}.mp4", face_video(size=size))) for size in sizes]
+    run_worker()
+    for face in Face.objects.filter(capture__video__in=videos):
+        services.face_review(face=face, reviewer=owner, true_label="happy")
+
+    faces = training_data.reviewed_faces()
+
+    split_of_crop = {
+        crop.tobytes(): name
+        for name, split in (("train", faces.train), ("validation", faces.validation), ("held_out", faces.held_out))
+        for crop in split.images
+    }
+    assert len(split_of_crop) == Face.objects.count() >= 20
+    for video in videos:
+        crops = [bytes(face.crop) for face in Face.objects.filter(capture__video=video)]
+        assert len({split_of_crop[crop] for crop in crops}) == 1, video
