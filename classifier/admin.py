@@ -278,6 +278,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
             return
         try:
             model_version = services.model_version_activate(model_version=queryset.get(), activated_by=request.user)
+        except services.AlreadyActive as error:
+            self.message_user(request, str(error), messages.INFO)
+            return
         except services.ModelUnavailable as error:
             self.message_user(request, str(error), messages.ERROR)
             return

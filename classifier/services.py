@@ -73,6 +73,10 @@ class ActivationRefused(ModelUnavailable):
     """A version that cannot be made active (its folder is missing); the message says which and why."""
 
 
+class AlreadyActive(ActivationRefused):
+    """The version asked to be activated is the active one already, and nothing is wrong with it."""
+
+
 class NoModelVersion(ModelUnavailable):
     """No model version is registered and none can be found in EMOTIONSITE_MODEL_DIR."""
 
@@ -548,13 +552,21 @@ def model_version_activate(
     """Make this the one active model version, and record how; the one it replaces becomes "previous".
 
     Every worker loads it on its next prediction (classifier.inference). A problem recorded for it is
-    cleared: activating is how staff say the folder has been repaired; if not, it is found again.
-    Raises ModelUnavailable when its folder is missing.
+    cleared: activating is how staff say the folder has been repaired; if not, it is found again. The
+    active version activated again only has its problem cleared, and no activation is recorded, since none
+    took place; with no problem, AlreadyActive. Raises ActivationRefused when its folder is missing.
     """
     if not _folder_exists(model_version, Path(settings.EMOTIONSITE_MODEL_DIR)):
         raise ActivationRefused(f"{model_version} cannot be activated: its folder {model_version.path} is missing.")
     with transaction.atomic():
         _model_versions_lock()
+        model_version.refresh_from_db(fields=["state", "problem"])
+        if model_version.state == ModelVersion.State.ACTIVE:
+            if not model_version.problem:
+                raise AlreadyActive(f"{model_version} is already the active model version.")
+            model_version.problem = ""
+            model_version.save(update_fields=["problem"])
+            return model_version
         replaced = ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE).exclude(pk=model_version.pk).first()
         if replaced is not None:
             replaced.state = ModelVersion.State.PREVIOUS

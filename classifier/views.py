@@ -440,6 +440,8 @@ def model_version_activate(request: HttpRequest, version_id: int) -> HttpRespons
         return render(request, "classifier/model_version_activate.html", context)
     try:
         services.model_version_activate(model_version=model_version, activated_by=request.user)
+    except services.AlreadyActive as error:
+        messages.info(request, str(error))
     except services.ModelUnavailable as error:
         messages.error(request, str(error))
     else:

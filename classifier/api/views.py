@@ -253,7 +253,10 @@ class ModelVersionActivateView(APIView):
 
     permission_classes = [permissions.IsAdminUser]
 
-    @extend_schema(request=None, responses={200: ModelVersionSerializer, 409: OpenApiResponse(description="no folder")})
+    @extend_schema(
+        request=None,
+        responses={200: ModelVersionSerializer, 409: OpenApiResponse(description="no folder, or already active")},
+    )
     def post(self, request: Request, version: str) -> Response:
         model_version = get_object_or_404(selectors.model_version_list(), version=version)
         services.model_version_activate(model_version=model_version, activated_by=request.user)

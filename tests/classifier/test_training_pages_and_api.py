@@ -10,7 +10,7 @@ from django_tasks_db.models import DBTaskResult
 from rest_framework.test import APIClient
 
 from classifier import services
-from classifier.models import ModelVersion, TrainingJob
+from classifier.models import ModelActivation, ModelVersion, TrainingJob
 from tests.classifier.retrain_site import retrain_site, reviewed_faces
 
 
@@ -141,6 +141,35 @@ def test_a_running_jobs_progress_reads_as_a_bar_and_a_line(tiny_active, staff_ap
     assert job.progress_summary == "epoch 2 of 4, loss 1.235, validation 61.5%, 1 min 5 s left"
     data = staff_api.get(f"/api/v1/training-jobs/{job.pk}/").json()
     assert data["fraction_done"] == pytest.approx(0.375) and data["progress_summary"] == job.progress_summary
+
+
+def test_activating_the_active_version_again_is_refused_and_records_nothing(tiny_active, staff_client, staff_api):
+    activated_at = ModelVersion.objects.get(version="tiny-1").activated_at
+
+    response = staff_api.post("/api/v1/models/tiny-1/activate/")
+    assert response.status_code == 409 and response.json()["detail"] == "tiny-1 is already the active model version."
+    page = staff_client.get(f"/staff/training/versions/{tiny_active.pk}/activate/").content.decode()
+    assert "tiny-1 is already the active model version." in page and "Activate tiny-1</button>" not in page
+    response = staff_client.post(f"/staff/training/versions/{tiny_active.pk}/activate/", follow=True)
+    assert "tiny-1 is already the active model version." in response.content.decode()
+
+    # Only its registration is on record, and it still says when it really went live.
+    assert [(row.model_version.version, row.reason) for row in ModelActivation.objects.all()] == [
+        ("tiny-1", "registered")
+    ]
+    assert ModelVersion.objects.get(version="tiny-1").activated_at == activated_at
+
+
+def test_activating_the_active_version_whose_folder_was_repaired_clears_its_problem_and_records_nothing(
+    tiny_active, staff_api
+):
+    services.model_version_fail(model_version=tiny_active, problem="its weights were damaged")
+
+    response = staff_api.post("/api/v1/models/tiny-1/activate/")
+
+    assert response.status_code == 200 and response.json()["is_active"] is True
+    assert ModelVersion.objects.get(version="tiny-1").problem == ""
+    assert ModelActivation.objects.count() == 1
 
 
 def test_rollback_is_one_click_on_the_page_and_one_call_in_the_api(

@@ -29,6 +29,8 @@ class Command(BaseCommand):
                 raise CommandError(f"No model version {activate!r} is registered.")
             try:
                 services.model_version_activate(model_version=model_version)
+            except services.AlreadyActive as error:
+                self.stdout.write(str(error))  # what was asked for is so
             except services.ModelUnavailable as error:
                 raise CommandError(str(error)) from None
         try:
