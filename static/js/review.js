@@ -4,14 +4,24 @@
 const buttons = new Map();
 document.querySelectorAll("button[data-key]").forEach((button) => buttons.set(button.dataset.key.toLowerCase(), button));
 
+// Once a key has pressed a button, the page is on its way to the next face: a second key would send the
+// same face again, which the server takes for someone else's review of it. Reset when the page is shown
+// again from the browser's history.
+let pressed = false;
+window.addEventListener("pageshow", () => {
+  pressed = false;
+});
+
 document.addEventListener("keydown", (event) => {
   if (event.altKey || event.ctrlKey || event.metaKey || event.repeat) return;
   const target = event.target;
   if (target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement || target instanceof HTMLSelectElement) return;
-  // Enter on a focused button already presses that button.
-  if (event.key === "Enter" && target instanceof HTMLButtonElement) return;
+  // Enter on a focused link, button or other control already does what that control does.
+  if (event.key === "Enter" && target instanceof Element && target.closest("a[href], button, summary")) return;
   const button = buttons.get(event.key.toLowerCase());
   if (!button) return;
   event.preventDefault();
+  if (pressed) return;
+  pressed = true;
   button.click();
 });

@@ -1,5 +1,7 @@
 """The review queue in a real browser, with the keyboard only."""
 
+import re
+
 import pytest
 
 from classifier.models import Face
@@ -35,4 +37,32 @@ def test_the_queue_is_reviewed_with_the_keyboard(open_page, user) -> None:
     expect(page.locator("#review-counts")).to_contain_text("2 faces left to review")
     page.keyboard.press("s")  # skip
     expect(page.locator("#review-counts")).to_contain_text("1 skipped for now")
+    assert Face.objects.filter(reviewed_at__isnull=False).count() == 1
+
+
+def test_enter_on_a_focused_link_follows_it_and_reviews_nothing(open_page, user) -> None:
+    upload_photo(user)
+    page = open_page(user=user)
+    page.goto("/review/")
+    expect(page.locator("#review-counts")).to_contain_text("1 face left to review")
+
+    page.get_by_role("link", name="Accuracy").first.focus()
+    page.keyboard.press("Enter")
+
+    expect(page).to_have_url(re.compile(r"/accuracy/"))
+    assert not Face.objects.filter(reviewed_at__isnull=False).exists()
+
+
+def test_a_key_pressed_twice_quickly_reviews_once_and_says_nothing_of_someone_else(open_page, user) -> None:
+    for _ in range(2):
+        upload_photo(user)
+    page = open_page(user=user)
+    page.goto("/review/")
+    expect(page.locator("#review-counts")).to_contain_text("2 faces left to review")
+
+    page.keyboard.press("3")
+    page.keyboard.press("3")
+
+    expect(page.locator("#review-counts")).to_contain_text("1 face left to review")
+    expect(page.locator("body")).not_to_contain_text("Someone reviewed that face")
     assert Face.objects.filter(reviewed_at__isnull=False).count() == 1
