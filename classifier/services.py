@@ -791,6 +791,9 @@ def video_create(*, owner: User, file: UploadedFile, samples_per_second: float |
         max_pixels=limits.max_pixels,
     )
     samples_per_second = samples_per_second or limits.samples_per_second
+    if info.frame_rate:
+        # A video of fewer frames a second than asked for is read frame by frame: at its own rate.
+        samples_per_second = min(samples_per_second, info.frame_rate)
     file.seek(0)
     name = _media_save(
         f"{_video_folder(owner)}/{uuid.uuid4().hex}.{info.container.lower()}",

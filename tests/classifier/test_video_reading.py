@@ -11,7 +11,7 @@ import pytest
 from django.core.management import call_command
 from django_tasks_db.models import DBTaskResult
 
-from classifier import selectors, services, training_data, video_reading
+from classifier import charts, selectors, services, training_data, video_reading
 from classifier.models import Capture, Face, ModelVersion, Video
 from classifier.videos import FaceTracker
 from tests.classifier.corpus import nothing_stored, stored_files
@@ -109,6 +109,18 @@ def test_the_rate_chooses_how_many_frames_are_read(user, model_version):
     assert read(user, face_video(), samples_per_second=1).samples_done == 2
     assert read(user, face_video(), samples_per_second=10).samples_done == 20
     assert read(user, face_video(fps=5), samples_per_second=10).samples_done == 10  # never more than every frame
+
+
+def test_a_video_with_fewer_frames_a_second_than_asked_for_is_read_and_said_to_be_read_at_its_own_rate(
+    user, model_version
+):
+    video = read(user, face_video(seconds=3, fps=2), samples_per_second=10)
+
+    assert (video.samples_per_second, video.samples_total, video.samples_done) == (2.0, 6, 6)
+    [track] = selectors.video_timeline(video)
+    chart = charts.timeline_chart(track, duration=video.duration, samples_per_second=video.samples_per_second)
+    # Frames half a second apart, one after another, are one stroke, not six dots.
+    assert all(line.path.count("L") == 5 for line in chart.lines)
 
 
 def test_without_a_model_the_video_fails_with_the_reason_and_keeps_nothing(user, settings, tmp_path, media_dir):
