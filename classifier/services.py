@@ -736,7 +736,8 @@ def training_job_cancel(*, job: TrainingJob) -> TrainingJob:
         return job
     if not TrainingJob.objects.filter(pk=job.pk, state=TrainingJob.State.RUNNING).update(cancel_requested=True):
         job.refresh_from_db()
-        raise CancelRefused(f"Training job {job.pk} has already {job.state}.")
+        how = {TrainingJob.State.SUCCEEDED: "it succeeded", TrainingJob.State.FAILED: "it failed"}
+        raise CancelRefused(f"Training job {job.pk} has already ended: {how.get(job.state, 'it was cancelled')}.")
     job.refresh_from_db()
     return job
 

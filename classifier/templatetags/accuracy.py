@@ -16,6 +16,13 @@ def percent(value: float | None, places: int = 1) -> str:
     return f"{value:.{int(places)}%}"
 
 
+@register.filter
+def percentage_points(value: float) -> str:
+    """A difference of two shares, 0.02, as "2 percentage points" (not "2.0%", which reads as a share)."""
+    points = f"{value * 100:.1f}".removesuffix(".0")
+    return f"{points} percentage point{'' if points == '1' else 's'}"
+
+
 @register.inclusion_tag("classifier/_epoch_curve.html")
 def epoch_curve(job: TrainingJob) -> dict:
     """A finished job's learning curve (loss and validation accuracy per epoch), for its row."""

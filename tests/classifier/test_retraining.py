@@ -202,7 +202,7 @@ def test_cancelling_a_queued_job_ends_it_before_it_starts(tiny_active, staff_use
     retraining.training_job_run(job.pk)  # the worker finds it cancelled and leaves it
     job.refresh_from_db()
     assert job.state == TrainingJob.State.CANCELLED and job.model_version is None
-    with pytest.raises(CancelRefused, match=f"Training job {job.pk} has already cancelled"):
+    with pytest.raises(CancelRefused, match=f"Training job {job.pk} has already ended: it was cancelled"):
         services.training_job_cancel(job=job)
 
 

@@ -45,6 +45,9 @@ def test_the_page_says_why_retraining_is_not_possible_yet(tiny_active, staff_cli
     assert "5 reviewed faces:" in page
     assert "Retraining needs at least 40 reviewed faces" in page
     assert '<button type="submit" id="retrain" disabled>Retrain the model</button>' in page
+    # The margin is a difference of two accuracies: in points, not as a share.
+    points = f"{settings.EMOTIONSITE_RETRAIN.promotion_margin * 100:g} percentage points"
+    assert f"not worse than the active one by more than\n  {points}" in page
 
     response = staff_client.post("/staff/training/retrain/", follow=True)
     assert "Retraining needs at least 40 reviewed faces" in response.content.decode()
@@ -71,7 +74,7 @@ def test_retraining_from_the_page_queues_one_job_and_refuses_a_second(
     response = staff_client.post(f"/staff/training/jobs/{job.pk}/cancel/", follow=True)
     assert f"Training job {job.pk} is cancelled." in response.content.decode()
     response = staff_client.post(f"/staff/training/jobs/{job.pk}/cancel/", follow=True)
-    assert f"Training job {job.pk} has already cancelled." in response.content.decode()
+    assert f"Training job {job.pk} has already ended: it was cancelled." in response.content.decode()
 
 
 def test_the_reference_data_is_mixed_in_unless_unticked(tiny_active, staff_client, staff_user, settings):
@@ -110,7 +113,8 @@ def test_the_api_requests_lists_and_cancels_jobs(tiny_active, staff_api, staff_u
     cancelled = staff_api.post(f"/api/v1/training-jobs/{job['id']}/cancel/")
     assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
     again = staff_api.post(f"/api/v1/training-jobs/{job['id']}/cancel/")
-    assert again.status_code == 409 and again.json() == {"detail": f"Training job {job['id']} has already cancelled."}
+    assert again.status_code == 409
+    assert again.json() == {"detail": f"Training job {job['id']} has already ended: it was cancelled."}
     assert staff_api.post("/api/v1/training-jobs/999/cancel/").status_code == 404
 
 
@@ -262,9 +266,10 @@ def test_the_job_endpoint_applies_the_stale_rule_to_a_job_and_its_cancel(
 
     # Its worker is gone, so nobody would stop it: a cancel says it has failed, and writes that down.
     cancel = staff_api.post(f"/api/v1/training-jobs/{job.pk}/cancel/")
-    assert cancel.status_code == 409 and cancel.json() == {"detail": f"Training job {job.pk} has already failed."}
+    assert cancel.status_code == 409
+    assert cancel.json() == {"detail": f"Training job {job.pk} has already ended: it failed."}
     page = staff_client.post(f"/staff/training/jobs/{job.pk}/cancel/", follow=True).content.decode()
-    assert f"Training job {job.pk} has already failed." in page
+    assert f"Training job {job.pk} has already ended: it failed." in page
     stored = TrainingJob.objects.get(pk=job.pk)
     assert (stored.state, stored.cancel_requested) == ("failed", False)
     assert stored.error.startswith("The worker stopped: no sign of life since")
