@@ -83,6 +83,7 @@ class VideoForm(forms.Form):
         self.fields["samples_per_second"] = forms.FloatField(
             label="Frames read per second",
             initial=f"{limits.samples_per_second:g}",
+            required=False,  # left empty: the default rate, as in the API
             min_value=lowest,
             max_value=highest,
             widget=forms.NumberInput(attrs={"step": "0.5"}),

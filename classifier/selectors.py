@@ -68,7 +68,7 @@ def faces_for_export(*, user: User, site_wide: bool = False) -> QuerySet[Face]:
 def review_queue(*, user: User, skipped: Collection[int] = ()) -> QuerySet[Face]:
     """The unreviewed faces this user may review, least confident first (where a review teaches most)."""
     faces = faces_reviewable_by(user).filter(reviewed_at__isnull=True).exclude(pk__in=skipped)
-    return faces.select_related("capture").order_by("confidence", "id")
+    return faces.select_related("capture__video").order_by("confidence", "id")
 
 
 def capture_list(

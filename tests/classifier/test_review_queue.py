@@ -11,6 +11,7 @@ from PIL import Image
 
 from classifier.models import Face
 from tests.classifier.corpus import api_for, encode, group_photo, make_capture, signed_in, tight_crop_bytes
+from tests.classifier.video_corpus import face_video, read
 
 
 @pytest.fixture
@@ -171,3 +172,13 @@ def test_undo_leaves_a_review_changed_since_by_someone_else(user, reviewer, mode
     client.post("/review/undo/")
 
     assert Face.objects.get(pk=face.pk).true_label == "sad"
+
+
+def test_a_video_frames_face_is_said_to_be_from_that_video_at_that_time(user, model_version):
+    video = read(user, face_video())
+    frame = video.frames.order_by("video_time")[3]
+    Face.objects.exclude(capture=frame).update(confidence=1.0)  # the queue offers this frame's face first
+
+    page = signed_in(user).get("/review/").content.decode()
+
+    assert f"Face 1 of {video.name} at 0:00.6" in page and "of a photo" not in page

@@ -94,6 +94,14 @@ def test_a_large_upload_spooled_to_disk_is_checked_and_kept_as_a_small_one(
     assert video.state == Video.State.SUCCEEDED and video.frames.count() == 10
 
 
+def test_a_rate_left_empty_on_the_page_is_the_default_rate_as_in_the_api(user_client, api, model_version, settings):
+    post_page(user_client, "page.mp4", face_video(), samples_per_second="")
+    api.post("/api/v1/videos/", {"file": upload("api.mp4", face_video())}, format="multipart")
+
+    rates = set(Video.objects.values_list("samples_per_second", flat=True))
+    assert Video.objects.count() == 2 and rates == {settings.EMOTIONSITE_VIDEO.samples_per_second}
+
+
 @pytest.mark.parametrize("rate", ["0", "0.2", "11", "fast"])
 def test_a_rate_out_of_range_is_refused_and_nothing_is_kept(user_client, api, model_version, media_dir, rate):
     page = post_page(user_client, "clip.mp4", face_video(), samples_per_second=rate)
