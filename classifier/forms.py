@@ -20,7 +20,9 @@ class CaptureForm(forms.Form):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         limits = upload_limits_text(
-            max_bytes=settings.EMOTIONSITE_MAX_UPLOAD_BYTES, max_pixels=settings.EMOTIONSITE_MAX_PIXELS
+            max_bytes=settings.EMOTIONSITE_MAX_UPLOAD_BYTES,
+            max_pixels=settings.EMOTIONSITE_MAX_PIXELS,
+            max_decoded_bytes=settings.EMOTIONSITE_MAX_DECODED_BYTES,
         )
         self.fields["image"].help_text = f"{limits}."
 

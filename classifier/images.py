@@ -18,9 +18,14 @@ ACCEPTED_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF", "TIFF"}
 ACCEPTED_FORMATS_TEXT = "JPEG, PNG, WebP, BMP, GIF or TIFF"
 
 
-def upload_limits_text(*, max_bytes: int, max_pixels: int) -> str:
-    """What an upload may be, in the words every form and the API's schema use."""
-    return f"{ACCEPTED_FORMATS_TEXT}; up to {max_bytes // 2**20} MB and {max_pixels // 1_000_000} megapixels"
+def upload_limits_text(*, max_bytes: int, max_pixels: int, max_decoded_bytes: int) -> str:
+    """What an upload may be, in the words every form and the API's schema use. Only a JPEG can be decoded
+    at a smaller size (`_fit_the_decoding`): a colour image in another format must fit max_decoded_bytes."""
+    text = f"{ACCEPTED_FORMATS_TEXT}; up to {max_bytes // 2**20} MB and {max_pixels // 1_000_000} megapixels"
+    colour_pixels = max_decoded_bytes // _decoded_bytes("RGB", 1, 1)
+    if colour_pixels < max_pixels:
+        text += f" ({colour_pixels // 1_000_000} for a colour image other than a JPEG)"
+    return text
 
 
 # Multipart framing on top of the image: a request body larger than the limit plus this is refused unread.

@@ -95,7 +95,9 @@ class ImageUploadSerializer(serializers.Serializer):
 
     image = serializers.FileField(
         help_text=upload_limits_text(
-            max_bytes=settings.EMOTIONSITE_MAX_UPLOAD_BYTES, max_pixels=settings.EMOTIONSITE_MAX_PIXELS
+            max_bytes=settings.EMOTIONSITE_MAX_UPLOAD_BYTES,
+            max_pixels=settings.EMOTIONSITE_MAX_PIXELS,
+            max_decoded_bytes=settings.EMOTIONSITE_MAX_DECODED_BYTES,
         ),
         allow_empty_file=True,  # the service refuses it with its own message
     )

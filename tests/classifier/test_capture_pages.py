@@ -215,7 +215,11 @@ def test_the_upload_limits_shown_follow_the_settings(user_client, settings):
     settings.EMOTIONSITE_MAX_PIXELS = 12_000_000
     page = user_client.get(reverse("classifier:capture_new")).content.decode()
 
-    assert "up to 3 MB and 12 megapixels" in page
+    assert "up to 3 MB and 12 megapixels." in page
+    # Decoding holds at most 100 MB: 26 megapixels of colour, 4 bytes each, unless a JPEG is read smaller.
+    settings.EMOTIONSITE_MAX_PIXELS, settings.EMOTIONSITE_MAX_DECODED_BYTES = 40_000_000, 100 * 2**20
+    page = user_client.get(reverse("classifier:capture_new")).content.decode()
+    assert "up to 3 MB and 40 megapixels (26 for a colour image other than a JPEG)." in page
 
 
 def test_a_jpeg_comment_is_not_kept(user_client, model_version, media_dir):
