@@ -76,6 +76,15 @@ class ActivationRefused(ModelUnavailable):
 class AlreadyActive(ActivationRefused):
     """The version asked to be activated is the active one already, and nothing is wrong with it."""
 
+    @classmethod
+    def of(cls, model_version: ModelVersion) -> "AlreadyActive":
+        # The confirmation page says the same before anything is asked, so the words live here, once.
+        return cls(f"{model_version} is already the active model version.")
+
+    @staticmethod
+    def applies_to(model_version: ModelVersion) -> bool:
+        return model_version.state == ModelVersion.State.ACTIVE and not model_version.problem
+
 
 class NoModelVersion(ModelUnavailable):
     """No model version is registered and none can be found in EMOTIONSITE_MODEL_DIR."""
@@ -554,16 +563,20 @@ def model_version_activate(
     Every worker loads it on its next prediction (classifier.inference). A problem recorded for it is
     cleared: activating is how staff say the folder has been repaired; if not, it is found again. The
     active version activated again only has its problem cleared, and no activation is recorded, since none
-    took place; with no problem, AlreadyActive. Raises ActivationRefused when its folder is missing.
+    took place; with no problem, a person's request (MANUAL) raises AlreadyActive, while the site's own
+    (a fallback, a registration) finds its work done: another process did it first. Raises
+    ActivationRefused when its folder is missing.
     """
     if not _folder_exists(model_version, Path(settings.EMOTIONSITE_MODEL_DIR)):
         raise ActivationRefused(f"{model_version} cannot be activated: its folder {model_version.path} is missing.")
     with transaction.atomic():
         _model_versions_lock()
         model_version.refresh_from_db(fields=["state", "problem"])
-        if model_version.state == ModelVersion.State.ACTIVE:
-            if not model_version.problem:
-                raise AlreadyActive(f"{model_version} is already the active model version.")
+        if AlreadyActive.applies_to(model_version):
+            if reason == ModelActivation.Reason.MANUAL:
+                raise AlreadyActive.of(model_version)
+            return model_version
+        if model_version.state == ModelVersion.State.ACTIVE:  # with a problem: its folder was repaired
             model_version.problem = ""
             model_version.save(update_fields=["problem"])
             return model_version
@@ -736,8 +749,12 @@ def training_job_cancel(*, job: TrainingJob) -> TrainingJob:
         return job
     if not TrainingJob.objects.filter(pk=job.pk, state=TrainingJob.State.RUNNING).update(cancel_requested=True):
         job.refresh_from_db()
-        how = {TrainingJob.State.SUCCEEDED: "it succeeded", TrainingJob.State.FAILED: "it failed"}
-        raise CancelRefused(f"Training job {job.pk} has already ended: {how.get(job.state, 'it was cancelled')}.")
+        how = {
+            TrainingJob.State.SUCCEEDED: "it succeeded",
+            TrainingJob.State.FAILED: "it failed",
+            TrainingJob.State.CANCELLED: "it was cancelled",
+        }
+        raise CancelRefused(f"Training job {job.pk} has already ended: {how[job.state]}.")
     job.refresh_from_db()
     return job
 

@@ -436,7 +436,12 @@ def model_version_activate(request: HttpRequest, version_id: int) -> HttpRespons
     """GET asks to confirm, naming the version it replaces; POST activates."""
     model_version = get_object_or_404(selectors.model_version_list(), pk=version_id)
     if request.method != "POST":
-        context = {"model_version": model_version, "active": selectors.active_model_version()}
+        already_active = services.AlreadyActive.applies_to(model_version)
+        context = {
+            "model_version": model_version,
+            "active": selectors.active_model_version(),
+            "already_active": str(services.AlreadyActive.of(model_version)) if already_active else None,
+        }
         return render(request, "classifier/model_version_activate.html", context)
     try:
         services.model_version_activate(model_version=model_version, activated_by=request.user)

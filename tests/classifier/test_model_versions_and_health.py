@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 
 from classifier import inference, services
-from classifier.models import Capture, ModelVersion
+from classifier.models import Capture, ModelActivation, ModelVersion
 from tests.classifier.corpus import face_photo_bytes, make_capture, nothing_stored, two_version_models, upload
 from tests.site_processes import ROOT, deployed_environment
 
@@ -334,3 +334,17 @@ def test_register_models_started_by_several_processes_at_once_registers_each_ver
         versions = watcher.execute("SELECT version, state FROM classifier_modelversion ORDER BY version").fetchall()
         assert versions == [("tiny-1", "candidate"), ("tiny-2", "active")]
         assert watcher.execute("SELECT count(*) FROM classifier_modelactivation").fetchone() == (1,)
+
+
+def test_two_processes_finding_the_active_version_broken_both_end_on_its_fallback(db, two_versions_dir):
+    register()  # tiny-2 active
+    # Each process holds its own copy of the active version when its load fails.
+    first, second = (ModelVersion.objects.get(state="active") for _ in range(2))
+
+    assert services.model_version_fail(model_version=first, problem="its weights were damaged").version == "tiny-1"
+    assert services.model_version_fail(model_version=second, problem="its weights were damaged").version == "tiny-1"
+
+    assert ModelVersion.objects.get(state="active").version == "tiny-1"
+    assert [activation.reason for activation in ModelActivation.objects.filter(model_version__version="tiny-1")] == [
+        "fallback"
+    ]
