@@ -1,26 +1,33 @@
 """WSGI entry point: `gunicorn emotionsite.wsgi`."""
 
 import os
+import socket
+import time
 
+from django.conf import settings
 from django.core.wsgi import get_wsgi_application
+
+from classifier.images import MULTIPART_ALLOWANCE
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "emotionsite.settings")
 
-# A refused body of up to this many bytes is read to its end before the answer: a photo upload and its form.
-UNREAD_BODY_READ_AT_MOST = 16 * 2**20
+# Reading the rest of a refused body stops after this long, as gunicorn's own reading of it does: a client
+# that announces a body and stops sending it must not hold a thread.
+UNREAD_BODY_SECONDS = 5.0
 _CHUNK = 2**16
 
 
 class ReadTheRestOfARefusedBody:
-    """Read to its end the body of a request answered without reading it, before the answer goes out.
+    """Under gunicorn, read to its end the body of a request answered without reading it, before the answer.
 
     The site refuses some requests before reading their body (a wrong token, an upload announced over its
     limit). gunicorn 27 reads at most 64 KB of such a body after the answer, then closes the connection,
     though the answer said "Connection: keep-alive" (it ignores an application's "Connection: close"): a
     client that reuses the connection (requests' Session, httpx) loses its next request. Behind the image's
     nginx this never happens, as nginx opens a connection a request; gunicorn alone (`./dev run`, the
-    image's `app` role) needs this. A body over UNREAD_BODY_READ_AT_MOST is left to gunicorn, as before:
-    taking in a refused video only to throw it away would cost more than the client's reconnection."""
+    image's `app` role) needs this. Read: at most a photo upload with its form, within UNREAD_BODY_SECONDS;
+    a larger or slower body is left to gunicorn, as before (taking in a refused video only to throw it away
+    would cost more than the client's reconnection)."""
 
     def __init__(self, application):
         self.application = application
@@ -30,17 +37,32 @@ class ReadTheRestOfARefusedBody:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        if not 0 < length <= UNREAD_BODY_READ_AT_MOST:
+        connection = environ.get("gunicorn.socket")
+        if connection is None or not 0 < length <= settings.EMOTIONSITE_MAX_UPLOAD_BYTES + MULTIPART_ALLOWANCE:
             return self.application(environ, start_response)
         body = _CountedInput(environ["wsgi.input"])
         environ["wsgi.input"] = body
 
         def start_response_after_the_body(status, headers, exc_info=None):
-            while body.bytes_read < length and body.read(min(_CHUNK, length - body.bytes_read)):
-                pass
+            if body.bytes_read < length:
+                _read_the_rest(body, length, connection)
             return start_response(status, headers, exc_info)
 
         return self.application(environ, start_response_after_the_body)
+
+
+def _read_the_rest(body: "_CountedInput", length: int, connection: socket.socket) -> None:
+    deadline = time.monotonic() + UNREAD_BODY_SECONDS
+    timeout = connection.gettimeout()
+    try:
+        while body.bytes_read < length and (left := deadline - time.monotonic()) > 0:
+            connection.settimeout(left)
+            if not body.read(min(_CHUNK, length - body.bytes_read)):
+                break
+    except OSError:
+        pass  # too slow, or gone: gunicorn closes the connection, as it would have
+    finally:
+        connection.settimeout(timeout)
 
 
 class _CountedInput:

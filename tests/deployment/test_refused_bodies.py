@@ -6,6 +6,8 @@ client that reuses it (requests' Session, httpx) then loses its next request (em
 
 import http.client
 import os
+import socket
+import time
 from pathlib import Path
 
 from tests.site_processes import free_port, image_environment, start_entrypoint, stop, wait_until_healthy
@@ -13,11 +15,20 @@ from tests.site_processes import free_port, image_environment, start_entrypoint,
 UNREAD_BODY = 120_000  # more than gunicorn reads ahead with the headers
 
 
-def test_after_an_upload_refused_unread_the_next_request_on_the_connection_is_answered(tmp_path: Path):
+def start_app_role(tmp_path: Path) -> tuple:
     port = free_port()
     server = start_entrypoint("app", environment=image_environment(tmp_path, port), log=tmp_path / "server.log")
     try:
         wait_until_healthy(f"http://127.0.0.1:{port}/healthz", server)
+    except BaseException:
+        stop(server)
+        raise
+    return server, port
+
+
+def test_after_an_upload_refused_unread_the_next_request_on_the_connection_is_answered(tmp_path: Path):
+    server, port = start_app_role(tmp_path)
+    try:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         boundary = "refused"
         body = (
@@ -36,5 +47,21 @@ def test_after_an_upload_refused_unread_the_next_request_on_the_connection_is_an
         assert refused.status == 401 and refused.getheader("Connection") == "keep-alive"
         connection.request("GET", "/healthz")
         assert connection.getresponse().status == 200
+    finally:
+        stop(server)
+
+
+def test_a_refused_request_whose_body_stops_coming_is_still_answered(tmp_path: Path):
+    server, port = start_app_role(tmp_path)
+    try:
+        client = socket.create_connection(("127.0.0.1", port), timeout=30)
+        client.sendall(
+            b"POST /api/v1/captures/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Token wrong\r\n"
+            b"Content-Type: application/octet-stream\r\nContent-Length: 120000\r\n\r\n" + b"x" * 1000
+        )  # and then nothing more
+        started = time.monotonic()
+        answer = client.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 401") and time.monotonic() - started < 15
+        client.close()
     finally:
         stop(server)
