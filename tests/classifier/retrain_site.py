@@ -15,9 +15,9 @@ from emotionsite.settings import RetrainSettings
 from ml.labels import EXPRESSIONS
 from ml.testing import synthetic_crops
 
-# The split hashes capture ids (classifier.training_data), so a test whose outcome depends on which faces
-# are held out needs the same ids on every database: from 1 in each test. SQLite takes the ids of a rolled-back
-# or flushed test again; PostgreSQL's sequences go on unless reset.
+# The split hashes capture ids (a video frame's video's id; classifier.training_data), so a test whose outcome
+# depends on which faces are held out needs the same ids on every database: from 1 in each test. SQLite takes
+# the ids of a rolled-back or flushed test again; PostgreSQL's sequences go on unless reset.
 SAME_CAPTURE_IDS = pytest.mark.django_db(transaction=True, reset_sequences=True)
 
 # Small enough for a test to retrain the tiny model in seconds.

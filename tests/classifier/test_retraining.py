@@ -57,6 +57,11 @@ def test_the_split_is_by_capture_and_fixed():
         "train", "train", "validation", "train", "train", "held_out",
         "train", "train", "held_out", "train", "train", "held_out",
     ]  # fmt: skip
+    # A video's frames go together, by the video's id, hashed apart from capture ids.
+    assert [training_data.split_of(1, video_id=video_id) for video_id in range(1, 13)] == [
+        "train", "train", "train", "train", "held_out", "validation",
+        "validation", "train", "train", "train", "train", "held_out",
+    ]  # fmt: skip
     splits = [training_data.split_of(capture_id) for capture_id in range(1, 2001)]
     shares = {name: splits.count(name) / len(splits) for name in ("train", "validation", "held_out")}
     assert shares["held_out"] == pytest.approx(0.2, abs=0.03) and shares["validation"] == pytest.approx(0.1, abs=0.03)
