@@ -4,12 +4,16 @@
 const buttons = new Map();
 document.querySelectorAll("button[data-key]").forEach((button) => buttons.set(button.dataset.key.toLowerCase(), button));
 
-// Once a key has pressed a button, the page is on its way to the next face: a second key would send the
-// same face again, which the server takes for someone else's review of it. Reset when the page is shown
+// Once a form is sent, by a key or a click, the page is on its way to the next face: a second one would send
+// the same face again, which the server takes for someone else's review of it. Reset when the page is shown
 // again from the browser's history.
-let pressed = false;
+let sent = false;
+document.addEventListener("submit", (event) => {
+  if (sent) event.preventDefault();
+  sent = true;
+});
 window.addEventListener("pageshow", () => {
-  pressed = false;
+  sent = false;
 });
 
 document.addEventListener("keydown", (event) => {
@@ -21,7 +25,5 @@ document.addEventListener("keydown", (event) => {
   const button = buttons.get(event.key.toLowerCase());
   if (!button) return;
   event.preventDefault();
-  if (pressed) return;
-  pressed = true;
   button.click();
 });

@@ -16,6 +16,12 @@ except ImportError:  # the browser fixture skips, or fails in CI, saying so
 pytestmark = pytest.mark.slow
 
 
+def press(page, key: str) -> None:
+    """The key, once the page's script listens: a module script runs only when the page is parsed."""
+    page.wait_for_load_state("domcontentloaded")
+    page.keyboard.press(key)
+
+
 def test_the_queue_is_reviewed_with_the_keyboard(open_page, user) -> None:
     faces = [upload_photo(user).faces.get() for _ in range(3)]
     page = open_page(user=user)
@@ -23,19 +29,19 @@ def test_the_queue_is_reviewed_with_the_keyboard(open_page, user) -> None:
     expect(page.locator("#review-counts")).to_contain_text("3 faces left to review")
     expect(page.locator(".top-three li")).to_have_count(3)
 
-    page.keyboard.press("Enter")  # right
+    press(page, "Enter")  # right
     expect(page.locator("#review-counts")).to_contain_text("2 faces left to review")
     reviewed = Face.objects.get(reviewed_at__isnull=False)
     assert reviewed.is_correct is True
 
     wrong = next(index for index, label in enumerate(EXPRESSIONS, 1) if label != faces[1].predicted_label)
-    page.keyboard.press(str(wrong))  # wrong: it is that expression
+    press(page, str(wrong))  # wrong: it is that expression
     expect(page.locator("#review-counts")).to_contain_text("1 face left to review")
     assert Face.objects.filter(true_label=EXPRESSIONS[wrong - 1], is_correct=False).count() == 1
 
-    page.keyboard.press("u")  # undo the last review
+    press(page, "u")  # undo the last review
     expect(page.locator("#review-counts")).to_contain_text("2 faces left to review")
-    page.keyboard.press("s")  # skip
+    press(page, "s")  # skip
     expect(page.locator("#review-counts")).to_contain_text("1 skipped for now")
     assert Face.objects.filter(reviewed_at__isnull=False).count() == 1
 
@@ -47,7 +53,7 @@ def test_enter_on_a_focused_link_follows_it_and_reviews_nothing(open_page, user)
     expect(page.locator("#review-counts")).to_contain_text("1 face left to review")
 
     page.get_by_role("link", name="Accuracy").first.focus()
-    page.keyboard.press("Enter")
+    press(page, "Enter")
 
     expect(page).to_have_url(re.compile(r"/accuracy/"))
     assert not Face.objects.filter(reviewed_at__isnull=False).exists()
@@ -60,9 +66,27 @@ def test_a_key_pressed_twice_quickly_reviews_once_and_says_nothing_of_someone_el
     page.goto("/review/")
     expect(page.locator("#review-counts")).to_contain_text("2 faces left to review")
 
-    page.keyboard.press("3")
-    page.keyboard.press("3")
+    press(page, "3")
+    page.keyboard.press("3")  # at once, while the first is on its way
 
     expect(page.locator("#review-counts")).to_contain_text("1 face left to review")
     expect(page.locator("body")).not_to_contain_text("Someone reviewed that face")
     assert Face.objects.filter(reviewed_at__isnull=False).count() == 1
+
+
+def test_once_a_form_is_sent_by_a_click_or_a_key_the_page_sends_no_other(open_page, user) -> None:
+    upload_photo(user)
+    page = open_page(user=user)
+    page.goto("/review/")
+    page.wait_for_load_state("domcontentloaded")
+
+    # Submit events as a click, a key or Enter in the form would raise them, without leaving the page.
+    sent = page.evaluate(
+        """() => [...document.querySelectorAll("main form")].slice(0, 2).map((form) => {
+            const submit = new SubmitEvent("submit", {bubbles: true, cancelable: true});
+            form.dispatchEvent(submit);
+            return !submit.defaultPrevented;
+        })"""
+    )
+
+    assert sent == [True, False]
