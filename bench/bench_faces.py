@@ -36,10 +36,10 @@ from PIL import Image
 from skimage import data
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from shared import site_precision  # noqa: E402  (this folder is on sys.path when run as a script)
+from shared import precisions_to_compare, site_precision  # noqa: E402  (this folder is on sys.path when run as a script)
 
 from ml.faces import find_faces
-from ml.runtime import computes_half_precision, has_bfloat16_matrix_units
+from ml.runtime import computes_half_precision
 
 Box = tuple[float, float, float, float]  # x, y, w, h
 Detector = Callable[[np.ndarray], list[Box]]
@@ -335,8 +335,7 @@ def main() -> None:
         f" {min(f[2] for f in photos[2].faces) * 2.5:.0f}-{max(f[2] for f in photos[2].faces) * 2.5:.0f} px),"
         " decoded, searched and classified:"
     )
-    site = (computes_half_precision(), has_bfloat16_matrix_units())
-    for half_precision, bfloat16 in dict.fromkeys([site, (False, False)]):
+    for half_precision, bfloat16 in precisions_to_compare():
         time_a_large_photo(jpeg, arguments.model, arguments.runs, half_precision=half_precision, bfloat16=bfloat16)
 
 

@@ -22,12 +22,16 @@ import numpy as np
 from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from shared import milliseconds, one_face_photo_jpeg, site_precision  # this folder is on sys.path when run as a script
+from shared import (  # this folder is on sys.path when run as a script
+    milliseconds,
+    one_face_photo_jpeg,
+    precisions_to_compare,
+    site_precision,
+)
 
 from ml.faces import find_faces
 from ml.labels import INPUT_SIZE
 from ml.predictor import Predictor
-from ml.runtime import computes_half_precision, has_bfloat16_matrix_units
 
 
 def report(name: str, times: list[float], target: float) -> None:
@@ -43,9 +47,7 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"CPU cores used: {sorted(os.sched_getaffinity(0))}")
-    # What the site computes in on this CPU (ml.runtime), then all in 32 bits, as before: both in one run.
-    site = (computes_half_precision(), has_bfloat16_matrix_units())
-    for half_precision, bfloat16 in dict.fromkeys([site, (False, False)]):
+    for half_precision, bfloat16 in precisions_to_compare():
         measure(args.model, args.runs, half_precision=half_precision, bfloat16=bfloat16)
 
 

@@ -62,7 +62,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from shared import milliseconds, one_face_photo_jpeg  # noqa: E402  (this folder is on sys.path when run as a script)
+from shared import milliseconds, one_face_photo_jpeg, precisions_to_compare  # noqa: E402  (this folder is on sys.path when run as a script)
 
 SHIPPED_MODELS = ROOT / "models"
 WORKERS = 2
@@ -84,10 +84,9 @@ def model_folder(scratch: Path) -> tuple[Path, str]:
 
 def reduced_precision_text() -> str:
     """What the server's detector and classifier compute in on this machine (ml.runtime decides by the CPU)."""
-    from ml.runtime import computes_half_precision, has_bfloat16_matrix_units
-
-    detector = "16-bit floats" if computes_half_precision() else "32-bit floats"
-    classifier = "bfloat16" if has_bfloat16_matrix_units() else "float32"
+    half_precision, bfloat16 = precisions_to_compare()[0]
+    detector = "16-bit floats" if half_precision else "32-bit floats"
+    classifier = "bfloat16" if bfloat16 else "float32"
     return f"{detector} (face detector) and {classifier} (classifier)"
 
 

@@ -64,16 +64,24 @@ def site_environment(settings, media_dir: Path) -> dict[str, str]:
     }
 
 
-def start_db_worker(settings, media_dir: Path) -> subprocess.Popen:
-    """A real `manage.py db_worker` process on this test's database, models and media."""
+@contextmanager
+def db_worker_running(settings, media_dir: Path) -> Iterator[subprocess.Popen]:
+    """A real `manage.py db_worker` process on this test's database, models and media; killed, if it is still
+    running, when the block ends."""
     environment = site_environment(settings, media_dir)
-    return subprocess.Popen(
+    worker = subprocess.Popen(
         [sys.executable, "manage.py", "db_worker", "--no-reload", "--no-startup-delay", "--interval", "0.2"],
         cwd=settings.BASE_DIR,
         env=environment,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+    try:
+        yield worker
+    finally:
+        worker.kill()
+        worker.wait()
+        worker.stderr.close()
 
 
 @pytest.fixture

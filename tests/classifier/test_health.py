@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from classifier import services
 from classifier.models import WorkerHeartbeat
-from tests.conftest import start_db_worker, unwritable
+from tests.conftest import db_worker_running, unwritable
 
 
 def test_a_site_with_every_part_working_is_ok(client, model_version):
@@ -66,8 +66,7 @@ def test_an_idle_worker_counts_as_alive_and_one_that_stopped_does_not(client, se
     """A real `manage.py db_worker` with nothing to do: it beats all the same; stopped, it is gone at once."""
     settings.EMOTIONSITE_MODEL_DIR = tiny_models_dir
     services.model_versions_register()
-    worker = start_db_worker(settings, media_dir)
-    try:
+    with db_worker_running(settings, media_dir) as worker:
 
         def worker_status_becomes(expected: str, within: float) -> None:
             deadline = time.monotonic() + within
@@ -85,7 +84,3 @@ def test_an_idle_worker_counts_as_alive_and_one_that_stopped_does_not(client, se
         worker.terminate()
         assert worker.wait(timeout=10) == 0
         assert client.get("/healthz").json()["worker"] == "no heartbeat yet: is `python manage.py db_worker` running?"
-    finally:
-        worker.kill()
-        worker.wait()
-        worker.stderr.close()

@@ -21,7 +21,7 @@ from classifier.services import CancelRefused, RetrainRefused
 from ml.labels import EXPRESSIONS, INPUT_SIZE
 from ml.promotion import compare_paired
 from tests.classifier.retrain_site import SAME_CAPTURE_IDS, TEST_RETRAIN, retrain_site, reviewed_faces
-from tests.conftest import make_user, start_db_worker
+from tests.conftest import db_worker_running, make_user
 
 # Enough training for the tiny model to learn reviews shifted by one expression (`reviewed_faces`'
 # label_shift=1): its candidate is then clearly ahead (measured: 55% against 0% on 11 held-out faces).
@@ -254,13 +254,8 @@ def test_a_killed_worker_fails_its_job_once_stale_and_leaves_the_site_as_it_was(
     settings.EMOTIONSITE_RETRAIN = replace(settings.EMOTIONSITE_RETRAIN, epochs=500)  # far longer than the test waits
     job = services.retrain_request(requested_by=staff)  # no atomic block here: committed, and enqueued
 
-    worker = start_db_worker(settings, media_dir)
-    try:
+    with db_worker_running(settings, media_dir) as worker:
         wait_for_the_second_epoch(job, worker, settings)
-    finally:
-        worker.kill()
-        worker.wait()
-        worker.stderr.close()
 
     assert TrainingJob.objects.get(pk=job.pk).state == TrainingJob.State.RUNNING  # nobody knows yet
     assert services.training_jobs_fail_stale() == []  # silent for less than stale_seconds: still running
@@ -288,16 +283,11 @@ def test_a_worker_told_to_stop_fails_its_job_at_once_and_the_next_job_runs(
     settings.EMOTIONSITE_RETRAIN = replace(settings.EMOTIONSITE_RETRAIN, epochs=500)
     job = services.retrain_request(requested_by=staff)
 
-    worker = start_db_worker(settings, media_dir)
-    try:
+    with db_worker_running(settings, media_dir) as worker:
         wait_for_the_second_epoch(job, worker, settings)
         worker.send_signal(signal.SIGTERM)
         # At once: well inside docker stop's 10 s grace, and nowhere near stale_seconds (300 s).
         assert worker.wait(timeout=10) == 0
-    finally:
-        worker.kill()
-        worker.wait()
-        worker.stderr.close()
 
     job.refresh_from_db()
     assert job.state == TrainingJob.State.FAILED and job.finished_at is not None

@@ -25,7 +25,7 @@ from tests.classifier.video_corpus import (
     sideways_face_video,
     upload,
 )
-from tests.conftest import make_user, start_db_worker
+from tests.conftest import db_worker_running, make_user
 
 
 def run_worker() -> None:
@@ -180,13 +180,8 @@ def test_a_worker_killed_mid_video_leaves_it_failed_with_no_timeline(settings, m
     owner = make_user("ada")
     video = services.video_create(owner=owner, file=upload("long.mp4", face_video(30.0, 10)))
     frames_folder = media_dir / video.frames_folder
-    worker = start_db_worker(settings, media_dir)
-    try:
+    with db_worker_running(settings, media_dir) as worker:
         wait_until_half_way(video, worker)
-    finally:
-        worker.kill()
-        worker.wait()
-        worker.stderr.close()
     assert len(stored_files(frames_folder)) >= 40  # 20 frames and their thumbnails, and no capture yet
 
     video.refresh_from_db()
@@ -211,16 +206,11 @@ def test_a_worker_told_to_stop_mid_video_fails_it_at_once_and_keeps_nothing(sett
     """SIGTERM (`docker stop`, a deploy) to a real `manage.py db_worker` half way through a video."""
     owner = make_user("ada")
     video = services.video_create(owner=owner, file=upload("long.mp4", face_video(30.0, 10)))
-    worker = start_db_worker(settings, media_dir)
-    try:
+    with db_worker_running(settings, media_dir) as worker:
         wait_until_half_way(video, worker)
         worker.send_signal(signal.SIGTERM)
         # At once: well inside docker stop's 10 s grace, and nowhere near stale_seconds.
         assert worker.wait(timeout=10) == 0
-    finally:
-        worker.kill()
-        worker.wait()
-        worker.stderr.close()
 
     video.refresh_from_db()
     assert video.state == Video.State.FAILED and video.finished_at is not None
