@@ -72,7 +72,7 @@ def main() -> None:
         from PIL import Image
 
         from accounts.models import User
-        from classifier import retraining, services
+        from classifier import retraining, selectors, services
         from classifier.inference import model_folder
         from classifier.models import ModelVersion, TrainingJob
         from ml.data import read_fer2013_by_usage
@@ -145,7 +145,8 @@ def main() -> None:
             for face, label in uploads[reviewed:point]:
                 services.face_review(face=face, reviewer=owner, true_label=label)
             reviewed = max(reviewed, point)
-            services.model_version_activate(model_version=base)
+            if selectors.active_model_version() != base:  # the last point's candidate went live
+                services.model_version_activate(model_version=base)
             started = time.perf_counter()
             job = services.retrain_request(requested_by=owner, base_version=base, use_reference_data=args.reference)
             retraining.training_job_run(job.pk)
