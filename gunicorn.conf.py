@@ -3,11 +3,11 @@
 import os
 import signal
 
-from ml.runtime import give_large_allocations_back
+from ml.runtime import give_large_allocations_back, usable_cores
 
 # One process per core: Paddle runs each prediction on one math thread (ml.predictor), and
 # threads let a worker keep serving pages while another request waits on the database.
-workers = int(os.environ.get("WEB_CONCURRENCY", len(os.sched_getaffinity(0))))
+workers = int(os.environ.get("WEB_CONCURRENCY", usable_cores()))
 threads = 4
 worker_class = "gthread"
 timeout = 60

@@ -34,6 +34,7 @@ from classifier.models import ModelActivation, ModelVersion, TrainingJob
 from classifier.worker_signals import StopOnSignal, WorkerStopping
 from ml.data import LabelledImages
 from ml.model_folder import read_metadata, write_metadata
+from ml.runtime import usable_cores
 
 if TYPE_CHECKING:
     from ml.predictor import Predictor
@@ -217,7 +218,7 @@ def _train_and_decide(job: TrainingJob, work_folder: Path, channel: _JobChannel,
     version = f"retrained-{timezone.now():%Y%m%d-%H%M%S}-job{job.pk}"
     folder = export_run(work_folder / "run", work_folder / "export", version=version)
     active_version = selectors.active_model_version() or base_version
-    threads = len(os.sched_getaffinity(0))
+    threads = usable_cores()
     candidate = Predictor.load(folder, threads=threads)
     active = Predictor.load(model_folder(active_version), threads=threads)
     evaluation = {"held_out": _compare(candidate, active, faces.held_out)}

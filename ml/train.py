@@ -27,6 +27,7 @@ from ml.data import LabelledImages, read_dataset
 from ml.labels import NUM_CLASSES
 from ml.model import ExpressionNet, ModelConfig, load_weights, predict_probabilities
 from ml.model_folder import METADATA_FILE, WEIGHTS_FILE, check_files, read_metadata
+from ml.runtime import usable_cores, use_math_threads
 
 
 def from_json(config_class: type, values: dict):
@@ -182,6 +183,7 @@ def train(
     """Train into `out_dir` (checkpoint, metrics.json, best weights); return the best epoch's result."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    use_math_threads(usable_cores())
     if len(train_set) < config.batch_size:
         raise ValueError(f"{len(train_set)} training images is fewer than one batch of {config.batch_size}")
 

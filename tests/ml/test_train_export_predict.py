@@ -1,8 +1,10 @@
 """Train -> export -> predict, end to end on a real tiny Paddle model."""
 
+import ctypes
 import dataclasses
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import paddle
@@ -15,7 +17,7 @@ from ml.labels import EXPRESSIONS, INPUT_SIZE
 from ml.model import ExpressionNet, ModelConfig, load_weights, predict_probabilities
 from ml.model_folder import WEIGHTS_FILE, ModelFolderError
 from ml.predictor import ModelLoadError, Predictor
-from ml.runtime import has_bfloat16_matrix_units
+from ml.runtime import has_bfloat16_matrix_units, usable_cores
 from ml.testing import TINY_MODEL, synthetic_crops, train_tiny_model
 from ml.train import TrainConfig, TrainingStopped, class_weights, learning_rate_at, train
 from ml.train import main as train_main
@@ -415,3 +417,21 @@ def test_with_every_stage_frozen_the_convolutions_run_once_per_image_and_its_mir
         if name.startswith("features."):
             np.testing.assert_array_equal(after[name], before[name], err_msg=name)
     assert not np.array_equal(after["head.6.weight"], before["head.6.weight"])
+
+
+def math_library_threads() -> int:
+    """The threads Paddle's MKL will run on now, as MKL itself reports them."""
+    return ctypes.CDLL(str(Path(paddle.__file__).parent / "libs" / "libmklml_intel.so")).MKL_Get_Max_Threads()
+
+
+@pytest.mark.skipif(usable_cores() < 2, reason="on one core, one thread is every core")
+def test_training_runs_on_every_core_after_a_one_thread_predictor_was_loaded(tiny_model_dir, tmp_path):
+    Predictor.load(tiny_model_dir, threads=1)  # as a worker that had read a video has
+    assert math_library_threads() == 1
+
+    seen = []
+    config = TrainConfig(epochs=1, batch_size=16, init_from=str(tiny_model_dir))
+    train(config, synthetic_crops(32, seed=1), synthetic_crops(16, seed=2), tmp_path / "run",
+          on_progress=lambda progress: seen.append(math_library_threads()))  # fmt: skip
+
+    assert seen and set(seen) == {usable_cores()}
