@@ -200,6 +200,8 @@ def _train_and_decide(job: TrainingJob, work_folder: Path, channel: _JobChannel,
         batch_size=options["batch_size"],
         learning_rate=options["learning_rate"],
         frozen_stages=options["frozen_stages"],
+        # A job queued before this option existed fine-tunes as jobs then did.
+        parent_share=options.get("parent_share", 0.0),
         class_weight_power=options["class_weight_power"],
         warmup_epochs=0.5,
         seed=job.pk,

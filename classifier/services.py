@@ -718,6 +718,7 @@ def retrain_request(
         "batch_size": retrain.batch_size,
         "learning_rate": retrain.learning_rate,
         "frozen_stages": retrain.frozen_stages,
+        "parent_share": retrain.parent_share,
         "class_weight_power": retrain.class_weight_power,
         "promotion_margin": retrain.promotion_margin,
         "reference_margin": retrain.reference_margin,

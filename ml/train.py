@@ -54,6 +54,10 @@ class TrainConfig:
     # image and its mirror image: an epoch then costs the head's few products, not the convolutions, and
     # the mirror is the only augmentation (a warped crop's features would have to be computed anew).
     frozen_stages: int = 0
+    # A fine-tune's kept net is parent_share x its parent's weights + the rest x its own, every epoch's
+    # validation included: averaging in weight space (WiSE-FT, Wortsman et al. 2022) keeps most of what the
+    # fine-tune learned and much of what the parent knew, where the fine-tune alone forgets it.
+    parent_share: float = 0.0
     # None: the parent's net when fine-tuning, else ModelConfig(). A fine-tune given a net must keep
     # the parent's weight shapes; it may change the rest (dropout, working size).
     model: ModelConfig | None = None
@@ -152,6 +156,16 @@ def parent_metadata(init_from: str | None) -> dict | None:
     return read_metadata(init_from)
 
 
+def blend_with_parent(state: dict, parent_state: dict, parent_share: float) -> dict:
+    """The weights (batch-norm statistics included) of `parent_share` x the parent's + the rest x `state`'s."""
+    if not parent_share:
+        return state
+    return {
+        name: paddle.to_tensor(parent_share * parent_state[name].numpy() + (1 - parent_share) * value.numpy())
+        for name, value in state.items()
+    }
+
+
 def weight_shapes(model: ModelConfig) -> tuple:
     """The fields that fix the shapes of a net's weights."""
     return model.channels, model.convs_per_stage, model.hidden
@@ -187,6 +201,8 @@ def train(
     if len(train_set) < config.batch_size:
         raise ValueError(f"{len(train_set)} training images is fewer than one batch of {config.batch_size}")
 
+    if not 0 <= config.parent_share < 1 or (config.parent_share and not config.init_from):
+        raise ValueError(f"parent_share {config.parent_share} needs a parent (init_from) and 0 <= parent_share < 1")
     parent = parent_metadata(config.init_from)
     config = dataclasses.replace(config, model=resolve_model_config(config, parent))
     paddle.seed(config.seed)
@@ -195,6 +211,8 @@ def train(
         if parent is not None:  # an exported model folder, whose model.json records its weights' checksum
             check_files(config.init_from, parent, [WEIGHTS_FILE])
         load_weights(net, Path(config.init_from) / WEIGHTS_FILE)
+    parent_state = {name: value.clone() for name, value in net.state_dict().items()} if config.parent_share else {}
+    kept = ExpressionNet(config.model) if config.parent_share else net  # the net that is validated and kept
     frozen = net.stages(config.frozen_stages)
     for parameter in frozen.parameters():
         parameter.stop_gradient = True
@@ -296,7 +314,10 @@ def train(
                     flush=True,
                 )
 
-        probabilities = predict_probabilities(net, validation_set.images)
+        kept_state = blend_with_parent(net.state_dict(), parent_state, config.parent_share)
+        if kept is not net:
+            kept.set_state_dict(kept_state)
+        probabilities = predict_probabilities(kept, validation_set.images)
         validation_accuracy = (
             float((probabilities.argmax(axis=1) == validation_set.labels).mean()) if len(validation_set) else 0.0
         )
@@ -318,7 +339,7 @@ def train(
         if validation_accuracy > state["best_validation_accuracy"]:
             state["best_epoch"], state["best_validation_accuracy"] = epoch, validation_accuracy
             (out_dir / "best").mkdir(exist_ok=True)
-            save_atomically(net.state_dict(), out_dir / "best" / WEIGHTS_FILE)
+            save_atomically(kept_state, out_dir / "best" / WEIGHTS_FILE)
         write_json(state["history"], out_dir / "metrics.json")
         write_json(state, out_dir / "state.json")  # last: marks the epoch's checkpoint complete
 

@@ -24,8 +24,9 @@ from tests.classifier.retrain_site import SAME_CAPTURE_IDS, TEST_RETRAIN, retrai
 from tests.conftest import db_worker_running, make_user
 
 # Enough training for the tiny model to learn reviews shifted by one expression (`reviewed_faces`'
-# label_shift=1): its candidate is then clearly ahead (measured: 55% against 0% on 11 held-out faces).
-LEARNS_THE_SHIFT = replace(TEST_RETRAIN, epochs=10, learning_rate=0.05)
+# label_shift=1): its candidate is then clearly ahead (measured: 55% against 0% on 11 held-out faces), also
+# with a quarter of its parent's weights blended in.
+LEARNS_THE_SHIFT = replace(TEST_RETRAIN, epochs=10, learning_rate=0.05, parent_share=0.25)
 
 
 @pytest.fixture
@@ -140,6 +141,7 @@ def test_a_job_runs_in_the_worker_and_its_better_candidate_goes_live(tiny_active
     assert sum(sum(split.values()) for split in summary.values()) == 140
     assert candidate.training["reference_data"] is None and candidate.training["reference_images"] == 0
     assert candidate.training["evaluated_in"] in ("bfloat16", "float32")
+    assert candidate.training["config"]["parent_share"] == 0.25  # the settings' recipe, as the job trained it
     assert job.progress["phase"] == "finished" and job.started_at <= job.finished_at
     # Its learning curve stays on its row: each epoch's loss and validation accuracy.
     assert [epoch["epoch"] for epoch in job.progress["history"]] == list(range(1, 11))

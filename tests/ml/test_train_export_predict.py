@@ -419,6 +419,37 @@ def test_with_every_stage_frozen_the_convolutions_run_once_per_image_and_its_mir
     assert not np.array_equal(after["head.6.weight"], before["head.6.weight"])
 
 
+def test_a_fine_tune_kept_with_a_parent_share_is_that_blend_of_the_parent_and_its_own_weights(tiny_model_dir, tmp_path):
+    parent = {name: value.numpy() for name, value in paddle.load(str(tiny_model_dir / WEIGHTS_FILE)).items()}
+    fine_tune = TrainConfig(
+        epochs=1, batch_size=16, learning_rate=0.05, init_from=str(tiny_model_dir), parent_share=0.25
+    )
+    result = train(fine_tune, synthetic_crops(64, seed=5), synthetic_crops(32, seed=9), tmp_path / "run")
+
+    # One epoch, so it is the best; last.pdparams holds the fine-tune's own weights, unblended.
+    kept = {name: value.numpy() for name, value in paddle.load(str(result.best_weights)).items()}
+    own = {name: value.numpy() for name, value in paddle.load(str(tmp_path / "run" / "last.pdparams")).items()}
+    assert any(name.endswith("_mean") for name in parent)  # batch-norm statistics are blended too
+    for name in parent:
+        np.testing.assert_allclose(kept[name], 0.25 * parent[name] + 0.75 * own[name], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(own["head.6.weight"], parent["head.6.weight"])
+    # The epoch's validation figure is the kept net's.
+    net = ExpressionNet(TINY_MODEL)
+    load_weights(net, result.best_weights)
+    labels = synthetic_crops(32, seed=9).labels
+    kept_accuracy = (predict_probabilities(net, synthetic_crops(32, seed=9).images).argmax(axis=1) == labels).mean()
+    assert result.best_validation_accuracy == pytest.approx(kept_accuracy)
+
+
+@pytest.mark.parametrize("share, init_from", [(0.5, None), (1.0, "parent"), (-0.1, "parent")])
+def test_a_parent_share_needs_a_parent_and_a_share_below_one(tiny_model_dir, tmp_path, share, init_from):
+    config = TrainConfig(
+        epochs=1, batch_size=16, parent_share=share, init_from=str(tiny_model_dir) if init_from else None
+    )
+    with pytest.raises(ValueError, match="parent_share"):
+        train(config, synthetic_crops(32, seed=1), synthetic_crops(16, seed=2), tmp_path / "run")
+
+
 def math_library_threads() -> int:
     """The threads Paddle's MKL will run on now, as MKL itself reports them."""
     return ctypes.CDLL(str(Path(paddle.__file__).parent / "libs" / "libmklml_intel.so")).MKL_Get_Max_Threads()
