@@ -196,11 +196,12 @@ def main() -> None:
         from accounts.models import User
         from classifier import retraining, services
         from classifier.models import Face, ModelVersion, TrainingJob
+        from ml.runtime import usable_cores
 
         services.model_versions_register()
         active = ModelVersion.objects.get(state=ModelVersion.State.ACTIVE)
         print(f"model: {active.version} (a copy of {model}), active")
-        cores = len(os.sched_getaffinity(0))
+        cores = usable_cores()
         print(f"database: SQLite in {scratch}; CPU cores: {cores}; load average {os.getloadavg()[0]:.2f}")
         print(f"retraining settings: {settings.EMOTIONSITE_RETRAIN}")
         print(f"reference data: {settings.EMOTIONSITE_REFERENCE_DATA or 'none'}")

@@ -23,15 +23,16 @@ os.environ.setdefault("MKL_DEBUG_CPU_TYPE", "5")
 os.environ.setdefault("GLOG_minloglevel", "2")
 
 
-def use_math_threads(count: int) -> None:
-    """Have Paddle's math libraries (MKL and its OpenMP) run on `count` threads, for the whole process.
+def use_math_threads() -> None:
+    """Have Paddle's math libraries (MKL and its OpenMP) run on OMP_NUM_THREADS threads again, process-wide.
 
-    OMP_NUM_THREADS only gives the number they start with: creating a Paddle Inference predictor sets it to
-    the predictor's thread count, so a process that had loaded a one-thread `Predictor` trained on one core
-    (2-core Xeon: 128 training images/s on two threads, 105 on one)."""
+    That variable only gives the count they start with: creating or running a Paddle Inference predictor
+    sets it to the predictor's thread count, so a process that had loaded a one-thread `Predictor` trained
+    on one core (2-core Xeon: 128 training images/s on two threads, 105 on one). It is set above to every
+    usable core unless the environment chose a count."""
     from paddle.base import core  # not at import: this module is imported before Paddle, to set its environment
 
-    core.set_num_threads(count)
+    core.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 # mallopt's parameter number for the mmap threshold (glibc's malloc.h).

@@ -27,7 +27,7 @@ from ml.data import LabelledImages, read_dataset
 from ml.labels import NUM_CLASSES
 from ml.model import ExpressionNet, ModelConfig, load_weights, predict_probabilities
 from ml.model_folder import METADATA_FILE, WEIGHTS_FILE, check_files, read_metadata
-from ml.runtime import usable_cores, use_math_threads
+from ml.runtime import use_math_threads
 
 
 def from_json(config_class: type, values: dict):
@@ -157,13 +157,17 @@ def parent_metadata(init_from: str | None) -> dict | None:
 
 
 def blend_with_parent(state: dict, parent_state: dict, parent_share: float) -> dict:
-    """The weights (batch-norm statistics included) of `parent_share` x the parent's + the rest x `state`'s."""
+    """The weights (batch-norm statistics included) of `parent_share` x the parent's + the rest x `state`'s.
+
+    Written as the parent's plus a share of the change, so a weight the fine-tune left (a frozen stage's)
+    stays exactly the parent's: 0.3 * x + 0.7 * x is not always x in float32."""
     if not parent_share:
         return state
-    return {
-        name: paddle.to_tensor(parent_share * parent_state[name].numpy() + (1 - parent_share) * value.numpy())
-        for name, value in state.items()
-    }
+    blended = {}
+    for name, value in state.items():
+        parent = parent_state[name].numpy()
+        blended[name] = paddle.to_tensor(parent + (1 - parent_share) * (value.numpy() - parent))
+    return blended
 
 
 def weight_shapes(model: ModelConfig) -> tuple:
@@ -197,7 +201,7 @@ def train(
     """Train into `out_dir` (checkpoint, metrics.json, best weights); return the best epoch's result."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    use_math_threads(usable_cores())
+    use_math_threads()  # a Predictor loaded or run in this process may have left it at one thread
     if len(train_set) < config.batch_size:
         raise ValueError(f"{len(train_set)} training images is fewer than one batch of {config.batch_size}")
 

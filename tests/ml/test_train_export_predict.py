@@ -4,6 +4,7 @@ import ctypes
 import dataclasses
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from ml.labels import EXPRESSIONS, INPUT_SIZE
 from ml.model import ExpressionNet, ModelConfig, load_weights, predict_probabilities
 from ml.model_folder import WEIGHTS_FILE, ModelFolderError
 from ml.predictor import ModelLoadError, Predictor
-from ml.runtime import has_bfloat16_matrix_units, usable_cores
+from ml.runtime import has_bfloat16_matrix_units
 from ml.testing import TINY_MODEL, synthetic_crops, train_tiny_model
 from ml.train import TrainConfig, TrainingStopped, class_weights, learning_rate_at, train
 from ml.train import main as train_main
@@ -370,8 +371,11 @@ def fine_tuned_weights(tiny_model_dir, tmp_path, data, **config) -> tuple[dict, 
     return before, after
 
 
-def test_frozen_stages_keep_their_weights_and_statistics(tiny_model_dir, tmp_path):
-    before, after = fine_tuned_weights(tiny_model_dir, tmp_path, synthetic_crops(64, seed=5), frozen_stages=1)
+@pytest.mark.parametrize("parent_share", [0.0, 0.3])
+def test_frozen_stages_keep_their_weights_and_statistics(tiny_model_dir, tmp_path, parent_share):
+    before, after = fine_tuned_weights(
+        tiny_model_dir, tmp_path, synthetic_crops(64, seed=5), frozen_stages=1, parent_share=parent_share
+    )
 
     # The tiny net: stage 1 is features.0 (convolution and batch norm), stage 2 features.2; then the head.
     first_stage = [name for name in before if name.startswith("features.0.")]
@@ -419,11 +423,20 @@ def test_with_every_stage_frozen_the_convolutions_run_once_per_image_and_its_mir
     assert not np.array_equal(after["head.6.weight"], before["head.6.weight"])
 
 
-def test_a_fine_tune_kept_with_a_parent_share_is_that_blend_of_the_parent_and_its_own_weights(tiny_model_dir, tmp_path):
+def test_a_fine_tune_kept_with_a_parent_share_is_that_blend_of_the_parent_and_its_own_weights(
+    tiny_model_dir, tmp_path, monkeypatch
+):
     parent = {name: value.numpy() for name, value in paddle.load(str(tiny_model_dir / WEIGHTS_FILE)).items()}
     fine_tune = TrainConfig(
         epochs=1, batch_size=16, learning_rate=0.05, init_from=str(tiny_model_dir), parent_share=0.25
     )
+    validated = []
+
+    def recording(net, images):  # the weights of the net each epoch is validated on
+        validated.append({name: value.numpy().copy() for name, value in net.state_dict().items()})
+        return predict_probabilities(net, images)
+
+    monkeypatch.setattr("ml.train.predict_probabilities", recording)
     result = train(fine_tune, synthetic_crops(64, seed=5), synthetic_crops(32, seed=9), tmp_path / "run")
 
     # One epoch, so it is the best; last.pdparams holds the fine-tune's own weights, unblended.
@@ -433,12 +446,8 @@ def test_a_fine_tune_kept_with_a_parent_share_is_that_blend_of_the_parent_and_it
     for name in parent:
         np.testing.assert_allclose(kept[name], 0.25 * parent[name] + 0.75 * own[name], rtol=1e-5, atol=1e-6)
     assert not np.allclose(own["head.6.weight"], parent["head.6.weight"])
-    # The epoch's validation figure is the kept net's.
-    net = ExpressionNet(TINY_MODEL)
-    load_weights(net, result.best_weights)
-    labels = synthetic_crops(32, seed=9).labels
-    kept_accuracy = (predict_probabilities(net, synthetic_crops(32, seed=9).images).argmax(axis=1) == labels).mean()
-    assert result.best_validation_accuracy == pytest.approx(kept_accuracy)
+    # The epoch was validated, and chosen, as the blend it keeps.
+    assert len(validated) == 1 and all(np.array_equal(validated[0][name], kept[name]) for name in kept)
 
 
 @pytest.mark.parametrize("share, init_from", [(0.5, None), (1.0, "parent"), (-0.1, "parent")])
@@ -455,8 +464,8 @@ def math_library_threads() -> int:
     return ctypes.CDLL(str(Path(paddle.__file__).parent / "libs" / "libmklml_intel.so")).MKL_Get_Max_Threads()
 
 
-@pytest.mark.skipif(usable_cores() < 2, reason="on one core, one thread is every core")
-def test_training_runs_on_every_core_after_a_one_thread_predictor_was_loaded(tiny_model_dir, tmp_path):
+@pytest.mark.skipif(int(os.environ["OMP_NUM_THREADS"]) < 2, reason="the environment asks for one thread")
+def test_training_runs_on_its_threads_after_a_one_thread_predictor_was_loaded(tiny_model_dir, tmp_path):
     Predictor.load(tiny_model_dir, threads=1)  # as a worker that had read a video has
     assert math_library_threads() == 1
 
@@ -465,4 +474,5 @@ def test_training_runs_on_every_core_after_a_one_thread_predictor_was_loaded(tin
     train(config, synthetic_crops(32, seed=1), synthetic_crops(16, seed=2), tmp_path / "run",
           on_progress=lambda progress: seen.append(math_library_threads()))  # fmt: skip
 
-    assert seen and set(seen) == {usable_cores()}
+    # OMP_NUM_THREADS: every usable core unless the environment chose (ml.runtime).
+    assert seen and set(seen) == {int(os.environ["OMP_NUM_THREADS"])}
