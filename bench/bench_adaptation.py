@@ -15,7 +15,8 @@ active version is least sure of first, as the review queue offers them.
 
 Printed per point: the candidate's and the then active version's accuracy on the unseen
 performers' photos (whole photos: decoded, searched by find_faces, classified; a photo with no
-face found counts as wrong) and on FER2013 PrivateTest, the gate's decision, and the time.
+face found counts as wrong) and on FER2013 PrivateTest, the gate's decision, and the time; then
+the candidate's recall per expression on the unseen performers (the base version's comes first).
 The Taiwanese set's licence allows evaluation only: nothing trained here is ever shipped.
 """
 
@@ -78,7 +79,7 @@ def main() -> None:
         from ml.data import read_fer2013_by_usage
         from ml.evaluate import evaluate_model, predict_all
         from ml.faces import find_faces
-        from ml.labels import INDEX_OF
+        from ml.labels import EXPRESSIONS, INDEX_OF
         from ml.predictor import Predictor
 
         settings.EMOTIONSITE_RETRAIN = dataclasses.replace(
@@ -111,17 +112,27 @@ def main() -> None:
         private_test = read_fer2013_by_usage(fer2013, ("PrivateTest",))["PrivateTest"]
         print(f"unseen photos with a face found: {found.sum()} of {len(found)}")
 
+        recalls_read = {}  # a version's recall per expression on the unseen performers, by version
+
         def unseen_accuracy(predictor: Predictor) -> float:
             predicted = np.full(len(labels), -1)
             predicted[found] = predict_all(predictor, crops).argmax(axis=1)
-            return float((predicted == labels).mean())
+            right = predicted == labels
+            recalls_read[predictor.version] = {
+                name: right[labels == index].mean() for index, name in enumerate(EXPRESSIONS) if (labels == index).any()
+            }
+            return float(right.mean())
+
+        def recalls(version: ModelVersion) -> str:
+            return " ".join(f"{name} {recall:.0%}" for name, recall in recalls_read[version.version].items())
 
         def figures(version: ModelVersion) -> tuple[float, float]:
             predictor = Predictor.load(model_folder(version), threads=1)
             return unseen_accuracy(predictor), evaluate_model(predictor, private_test)["accuracy"]
 
         base_unseen, base_private = figures(base)
-        print(f"before: unseen performers {base_unseen:.1%}, FER2013 PrivateTest {base_private:.1%}\n")
+        print(f"before: unseen performers {base_unseen:.1%}, FER2013 PrivateTest {base_private:.1%}")
+        print(f"  recall on the unseen performers: {recalls(base)}\n")
 
         owner = User.objects.create_user("bench", password="unused-bench-password", is_staff=True)
         started = time.perf_counter()
@@ -166,6 +177,7 @@ def main() -> None:
                 f" {active_private:>7.1%}  {seconds:7.1f}  {verdict}",
                 flush=True,
             )
+            print(f"        candidate's recall on the unseen performers: {recalls(job.model_version)}", flush=True)
         print(f"\nlast decision in full: {job.model_version.decision if job.model_version else job.error}")
 
 

@@ -32,6 +32,12 @@ Faces only, the candidate was activated: 72.2% against the active 70.7% on the 1
 With the reference data it was rejected: 69.2% against 70.7% held out, 67.8% against 68.4% on
 PublicTest. At learning rate 0.005 both were rejected (65.7% and 65.2% held out): the fine-tune
 undid much of the shipped model first. The setup (1,000 uploads and reviews) took about 6 s more.
+
+Measured 2 Dec 2026 on a 2-core Xeon (Sapphire Rapids class), load about 1, fine-tuning v5 with the
+settings of that day (6 epochs, 1,500 reference images, parent_share 0.3): 48.6 s without the reference
+data (PASS), 161.4 s with it (FAIL: training 147 s at 89 images/s; this CPU trains the net more slowly
+than the EPYC above). With parent_share 0 in the same hour: 155.5 s, and 190.1 s before training took
+back its math threads from the one-thread predictor the setup's uploads had loaded (74 images/s).
 """
 
 import argparse
