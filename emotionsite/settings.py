@@ -93,11 +93,13 @@ class RetrainSettings:
     # against 60.4%, 60.2%, 59.4%, within the noise of 394 photos. The gate kept the active version after 100
     # reviews either way, and activated both candidates after 829; after 400 it activated the one with 0.3
     # and kept the active version against the other. After 829 reviews, 10 epochs at 0.003 with 3,000
-    # reference images and 0.3 gave 60.9% and 70.0% in 3.4 times the time.
+    # reference images and 0.3 gave 60.9% and 70.0% in 3.4 times the time. frozen_stages=2 with 0.3, after
+    # 829 reviews: 61.4% and 70.9% in 91 s, against 61.9% and 70.9% in 150 s with every stage trained
+    # (bench/bench_retraining.py: 1,000 reviews with the reference data in 94 s against 161 s).
     epochs: int = 6
     batch_size: int = 32
     learning_rate: float = 0.001
-    frozen_stages: int = 0  # convolution stages the fine-tune leaves as they are (ml.train's frozen_stages)
+    frozen_stages: int = 2  # convolution stages the fine-tune leaves as they are (ml.train's frozen_stages)
     parent_share: float = 0.3  # of the base version's weights in the candidate's (ml.train's parent_share)
     class_weight_power: float = 0.5  # loss weight per expression: its review count ** -power
     reference_images: int = 1500  # reference Training rows mixed in (a random sample), when configured

@@ -20,9 +20,10 @@ from ml.testing import synthetic_crops
 # the ids of a rolled-back or flushed test again; PostgreSQL's sequences go on unless reset.
 SAME_CAPTURE_IDS = pytest.mark.django_db(transaction=True, reset_sequences=True)
 
-# Small enough for a test to retrain the tiny model in seconds.
+# Small enough for a test to retrain the tiny model in seconds. The tiny net has two convolution stages: the
+# site's frozen_stages would leave it only its head to learn with.
 TEST_RETRAIN = RetrainSettings(
-    min_faces=40, epochs=2, batch_size=16, learning_rate=0.01, reference_images=64, stale_seconds=300
+    min_faces=40, epochs=2, batch_size=16, learning_rate=0.01, frozen_stages=0, reference_images=64, stale_seconds=300
 )
 
 
