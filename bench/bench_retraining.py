@@ -33,11 +33,17 @@ With the reference data it was rejected: 69.2% against 70.7% held out, 67.8% aga
 PublicTest. At learning rate 0.005 both were rejected (65.7% and 65.2% held out): the fine-tune
 undid much of the shipped model first. The setup (1,000 uploads and reviews) took about 6 s more.
 
-Measured 2 Dec 2026 on a 2-core Xeon (Sapphire Rapids class), load about 1, fine-tuning v5 with the
-settings of that day (6 epochs, 1,500 reference images, parent_share 0.3): 48.6 s without the reference
-data (PASS), 161.4 s with it (FAIL: training 147 s at 89 images/s; this CPU trains the net more slowly
-than the EPYC above). With parent_share 0 in the same hour: 155.5 s, and 190.1 s before training took
-back its math threads from the one-thread predictor the setup's uploads had loaded (74 images/s).
+Measured 2 Dec 2026 on a 2-core Xeon (Sapphire Rapids class), load about 1, fine-tuning v5 (6 epochs,
+1,500 reference images, parent_share 0.3), one run each:
+
+                                           1,000 faces    with --reference
+    every stage trained                      48.6 s        161.4 s (training 147 s, 89 images/s)
+    frozen_stages=2                          28.3 s         94.3 s (training 80 s, 163 images/s)
+    and FER2013 read by NumPy's parser         -            87.4 s (reading the reference data 4.0 s, was 9-10 s)
+
+With every stage trained and parent_share 0 in the same hour: 155.5 s with the reference data, and
+190.1 s before training took back its math threads from the one-thread predictor that the setup's
+uploads had loaded (74 images/s). This CPU trains the net more slowly than the EPYC above.
 """
 
 import argparse
