@@ -19,14 +19,14 @@ Targets (issue 12): retraining on 1,000 reviewed faces (fine-tune, with evaluati
 under 90 s with the reference data.
 Figures are printed; the last line says PASS or FAIL against the target.
 
-Measured 25 Nov 2026 on the 2-core development machine, nearly idle, fine-tuning fer2013-vgg48-v4
+Measured 25 Nov 2026 on the 2-core development machine then (an AMD EPYC), nearly idle, fine-tuning fer2013-vgg48-v4
 with the default settings (6 epochs, batch 32, learning rate 0.001, 1,500 reference images):
 
                                            1,000 faces    with --reference
     reading the reference data               -              6.9 s (one pass; 8.9 s when read twice)
     training (690 faces per epoch)           37.1 s        113.9 s (690 + 1,500 per epoch), ~110 images/s
     evaluating both versions                  0.6 s          5.7 s (198 held out + 3,435 PublicTest)
-    total, request to finished               37.9 s        128.7 s   both PASS (< 180 s)
+    total, request to finished               37.9 s        128.7 s   (the target was then 180 s)
 
 Faces only, the candidate was activated: 72.2% against the active 70.7% on the 198 held-out faces.
 With the reference data it was rejected: 69.2% against 70.7% held out, 67.8% against 68.4% on
@@ -43,7 +43,7 @@ Measured 2 Dec 2026 on a 2-core Xeon (Sapphire Rapids class), load about 1, fine
 
 With every stage trained and parent_share 0 in the same hour: 155.5 s with the reference data, and
 190.1 s before training took back its math threads from the one-thread predictor that the setup's
-uploads had loaded (74 images/s). This CPU trains the net more slowly than the EPYC above.
+uploads had loaded (74 images/s). This CPU trains the net more slowly than that EPYC.
 """
 
 import argparse

@@ -94,8 +94,9 @@ class RetrainSettings:
     # reviews either way, and activated both candidates after 829; after 400 it activated the one with 0.3
     # and kept the active version against the other. After 829 reviews, 10 epochs at 0.003 with 3,000
     # reference images and 0.3 gave 60.9% and 70.0% in 3.4 times the time. frozen_stages=2 with 0.3, after
-    # 829 reviews: 61.4% and 70.9% in 91 s, against 61.9% and 70.9% in 150 s with every stage trained
-    # (bench/bench_retraining.py: 1,000 reviews with the reference data in 94 s against 161 s).
+    # 829 reviews: 61.4% and 70.9% in 91 s, against 61.9% and 70.9% in 150 s with every stage trained; the
+    # gate activated both (bench/bench_retraining.py: 1,000 reviews with the reference data in 94 s against
+    # 161 s). A base net of two stages or fewer is then trained head-only (ml.train's frozen_stages).
     epochs: int = 6
     batch_size: int = 32
     learning_rate: float = 0.001
