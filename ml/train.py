@@ -156,18 +156,17 @@ def parent_metadata(init_from: str | None) -> dict | None:
     return read_metadata(init_from)
 
 
-def blend_with_parent(state: dict, parent_state: dict, parent_share: float) -> dict:
+def blend_with_parent(state: dict, parent_state: dict[str, np.ndarray], parent_share: float) -> dict:
     """The weights (batch-norm statistics included) of `parent_share` x the parent's + the rest x `state`'s.
 
     Written as the parent's plus a share of the change, so a weight the fine-tune left (a frozen stage's)
     stays exactly the parent's: 0.3 * x + 0.7 * x is not always x in float32."""
     if not parent_share:
         return state
-    blended = {}
-    for name, value in state.items():
-        parent = parent_state[name].numpy()
-        blended[name] = paddle.to_tensor(parent + (1 - parent_share) * (value.numpy() - parent))
-    return blended
+    return {
+        name: paddle.to_tensor(parent_state[name] + (1 - parent_share) * (value.numpy() - parent_state[name]))
+        for name, value in state.items()
+    }
 
 
 def weight_shapes(model: ModelConfig) -> tuple:
@@ -215,7 +214,7 @@ def train(
         if parent is not None:  # an exported model folder, whose model.json records its weights' checksum
             check_files(config.init_from, parent, [WEIGHTS_FILE])
         load_weights(net, Path(config.init_from) / WEIGHTS_FILE)
-    parent_state = {name: value.clone() for name, value in net.state_dict().items()} if config.parent_share else {}
+    parent_state = {name: value.numpy() for name, value in net.state_dict().items()} if config.parent_share else {}
     kept = ExpressionNet(config.model) if config.parent_share else net  # the net that is validated and kept
     frozen = net.stages(config.frozen_stages)
     for parameter in frozen.parameters():

@@ -22,11 +22,18 @@ def press(page, key: str) -> None:
     page.keyboard.press(key)
 
 
-def test_the_queue_is_reviewed_with_the_keyboard(open_page, user) -> None:
-    faces = [upload_photo(user).faces.get() for _ in range(3)]
+def open_queue(open_page, user, photos: int):
+    """The review queue of `photos` new photos of the user's, once it counts them; and their captures."""
+    captures = [upload_photo(user) for _ in range(photos)]
     page = open_page(user=user)
     page.goto("/review/")
-    expect(page.locator("#review-counts")).to_contain_text("3 faces left to review")
+    expect(page.locator("#review-counts")).to_contain_text(f"{photos} face{'' if photos == 1 else 's'} left to review")
+    return page, captures
+
+
+def test_the_queue_is_reviewed_with_the_keyboard(open_page, user) -> None:
+    page, captures = open_queue(open_page, user, 3)
+    faces = [capture.faces.get() for capture in captures]
     expect(page.locator(".top-three li")).to_have_count(3)
 
     press(page, "Enter")  # right
@@ -47,10 +54,7 @@ def test_the_queue_is_reviewed_with_the_keyboard(open_page, user) -> None:
 
 
 def test_enter_on_a_focused_link_follows_it_and_reviews_nothing(open_page, user) -> None:
-    upload_photo(user)
-    page = open_page(user=user)
-    page.goto("/review/")
-    expect(page.locator("#review-counts")).to_contain_text("1 face left to review")
+    page, _ = open_queue(open_page, user, 1)
 
     page.get_by_role("link", name="Accuracy").first.focus()
     press(page, "Enter")
@@ -60,11 +64,7 @@ def test_enter_on_a_focused_link_follows_it_and_reviews_nothing(open_page, user)
 
 
 def test_a_key_pressed_twice_quickly_reviews_once_and_says_nothing_of_someone_else(open_page, user) -> None:
-    for _ in range(2):
-        upload_photo(user)
-    page = open_page(user=user)
-    page.goto("/review/")
-    expect(page.locator("#review-counts")).to_contain_text("2 faces left to review")
+    page, _ = open_queue(open_page, user, 2)
 
     press(page, "3")
     page.keyboard.press("3")  # at once, while the first is on its way
