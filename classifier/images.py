@@ -9,7 +9,7 @@ import warnings
 from typing import IO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from ml.images import STRIP_PIXELS, to_eight_bit
 
@@ -94,8 +94,8 @@ def open_upload(
             ) from None
         except UnidentifiedImageError:
             raise ImageRefused(f"This file is not an image we can read: upload a {ACCEPTED_FORMATS_TEXT}.") from None
-        except _DAMAGED_FILE_ERRORS:
-            raise ImageRefused("The image is damaged and cannot be read.") from None
+        except _DAMAGED_FILE_ERRORS as error:
+            raise _unreadable(error, "The image is damaged and cannot be read.") from None
 
     if image.format not in ACCEPTED_FORMATS:
         raise ImageRefused(f"{image.format} images are not accepted: upload a {ACCEPTED_FORMATS_TEXT}.")
@@ -112,8 +112,8 @@ def open_upload(
         image.seek(0)  # an animated GIF, WebP or PNG, or a multi-page TIFF: its first frame
         _fit_the_decoding(image, max_decoded_bytes=max_decoded_bytes)
         image.load()
-    except _DAMAGED_FILE_ERRORS:
-        raise ImageRefused("The image is damaged or incomplete (was the upload cut short?).") from None
+    except _DAMAGED_FILE_ERRORS as error:
+        raise _unreadable(error, "The image is damaged or incomplete (was the upload cut short?).") from None
     try:
         # The EXIF orientation, as a phone's gallery shows the photo; in place: no second copy of the pixels.
         ImageOps.exif_transpose(image, in_place=True)
@@ -122,6 +122,18 @@ def open_upload(
     picture = to_eight_bit(image)
     del image  # the decoded pixels go as soon as the 8-bit picture is made from them
     return _at_most(picture, max_pixels=max_picture_pixels)
+
+
+def _unreadable(error: Exception, damaged: str) -> ImageRefused:
+    """The refusal of an image Pillow could not read: `damaged`, unless Pillow stopped at its guard against
+    PNG text that unpacks to a memory bomb (its messages name MAX_TEXT_CHUNK or MAX_TEXT_MEMORY), where the
+    pixels may be sound and only the metadata is too large."""
+    if isinstance(error, ValueError) and "MAX_TEXT_" in str(error):
+        return ImageRefused(
+            f"The image's text metadata (PNG text chunks) unpacks to more than "
+            f"{PngImagePlugin.MAX_TEXT_CHUNK // 2**20} MB, more than we read: save it again without its metadata."
+        )
+    return ImageRefused(damaged)
 
 
 def _decoded_bytes(mode: str, width: int, height: int) -> int:

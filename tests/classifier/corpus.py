@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
-from PIL import Image
+from PIL import Image, PngImagePlugin
 from rest_framework.test import APIClient
 
 from classifier import services
@@ -157,10 +157,20 @@ def truncated_jpeg() -> bytes:
 
 
 # name, content, HTTP status, and a piece of the message
+def png_with_a_huge_text_chunk() -> bytes:
+    """A real photo whose compressed text chunk unpacks to 2 MB: Pillow refuses to read past 1 MB of it."""
+    notes = PngImagePlugin.PngInfo()
+    notes.add_text("comment", "all work and no play " * 100_000, zip=True)
+    buffer = io.BytesIO()
+    astronaut().save(buffer, "PNG", pnginfo=notes)
+    return buffer.getvalue()
+
+
 REFUSED_UPLOADS = {
     "notes.jpg": (lambda: b"These are my notes, not a photo.\n" * 20, 400, "not an image"),
     "empty.png": (lambda: b"", 400, "empty"),
     "truncated.jpg": (truncated_jpeg, 400, "damaged or incomplete"),
+    "huge-notes.png": (png_with_a_huge_text_chunk, 400, "text metadata"),
     "bomb.png": (lambda: png_header_only(50_000, 50_000), 413, "megapixels"),
     "too-many-pixels.png": (lambda: png_header_only(8_000, 6_000), 413, "megapixels"),
     "document.pdf": (lambda: encode(astronaut(), "PDF"), 400, "not an image"),
