@@ -27,6 +27,7 @@ class FaceGeometry:
         self.width = _percent(face.box_width, capture.width)
         self.height = _percent(face.box_height, capture.height)
         self.confidence_percent = round(face.confidence * 100)
+        self.tag_placement = _tag_placement(face, capture)
         self.bars = [
             Bar(label, f"{probability * 100:.3f}", f"{probability * 100:.0f}")
             for label, probability in ((label, face.probabilities.get(label, 0.0)) for label in EXPRESSIONS)
@@ -35,6 +36,23 @@ class FaceGeometry:
 
     def __getattr__(self, name: str):
         return getattr(self.face, name)
+
+
+# A face's tag reads rightwards from its box's top-left corner, just above the box. So that it stays on the
+# photo, a box whose centre is right of the middle carries it from its right corner, reading leftwards, and a
+# box starting within TAG_INSIDE_BELOW of the photo's top carries it inside, along its top edge: the tag is
+# about 1.2em high, a tenth of even a phone-sized photo.
+TAG_INSIDE_BELOW = 0.1
+
+
+def _tag_placement(face: Face, capture: Capture) -> str:
+    """The face tag's CSS classes beyond `face-tag`: "face-tag-leftwards", "face-tag-inside", both or none."""
+    classes = []
+    if capture.width and face.box_x + face.box_width / 2 > capture.width / 2:
+        classes.append("face-tag-leftwards")
+    if capture.height and face.box_y < TAG_INSIDE_BELOW * capture.height:
+        classes.append("face-tag-inside")
+    return " ".join(classes)
 
 
 def _percent(part: int, whole: int) -> str:

@@ -5,6 +5,7 @@ import re
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
 
 from accounts.models import User
 from classifier import services
@@ -109,3 +110,21 @@ def test_a_disabled_button_looks_disabled(open_page, user: User) -> None:
     disabled = button.evaluate("button => [getComputedStyle(button).opacity, getComputedStyle(button).cursor]")
     assert enabled == ["1", "pointer"]
     assert float(disabled[0]) < 0.7 and disabled[1] == "not-allowed"
+
+
+def test_the_tag_of_a_face_in_the_photos_top_right_corner_stays_on_the_photo(open_page, user: User) -> None:
+    frame = Image.new("RGB", (640, 480), (90, 90, 90))
+    with Image.open(ASTRONAUT) as photo:
+        frame.paste(photo.convert("RGB").resize((300, 300)), (460, -50))
+    png = io.BytesIO()
+    frame.save(png, "PNG")
+    capture = services.capture_create(owner=user, image=SimpleUploadedFile("corner.png", png.getvalue()))
+    [face] = capture.faces.all()
+    assert face.box_y == 0 and face.box_x + face.box_width > 600  # a tag read rightwards from it would not fit
+
+    page = open_page(user=user)
+    page.goto(f"/captures/{capture.pk}/")
+
+    photo, tag = page.locator(".capture-photo img").bounding_box(), page.locator(".face-tag").bounding_box()
+    assert photo["x"] <= tag["x"] and tag["x"] + tag["width"] <= photo["x"] + photo["width"]
+    assert photo["y"] <= tag["y"] and tag["y"] + tag["height"] <= photo["y"] + photo["height"]
