@@ -9,7 +9,7 @@ import warnings
 from typing import IO
 
 import numpy as np
-from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ml.images import STRIP_PIXELS, to_eight_bit
 
@@ -125,13 +125,13 @@ def open_upload(
 
 
 def _unreadable(error: Exception, damaged: str) -> ImageRefused:
-    """The refusal of an image Pillow could not read: `damaged`, unless Pillow stopped at its guard against
-    PNG text that unpacks to a memory bomb (its messages name MAX_TEXT_CHUNK or MAX_TEXT_MEMORY), where the
-    pixels may be sound and only the metadata is too large."""
+    """The refusal of an image Pillow could not read: `damaged`, unless Pillow stopped at its guards against
+    PNG metadata that unpacks to a memory bomb (a text chunk or colour profile over MAX_TEXT_CHUNK, or text
+    over MAX_TEXT_MEMORY in all; its messages name them), where the pixels may be sound."""
     if isinstance(error, ValueError) and "MAX_TEXT_" in str(error):
         return ImageRefused(
-            f"The image's text metadata (PNG text chunks) unpacks to more than "
-            f"{PngImagePlugin.MAX_TEXT_CHUNK // 2**20} MB, more than we read: save it again without its metadata."
+            "The image's metadata (PNG text or colour profile) unpacks to more than we read: "
+            "save it again without its metadata."
         )
     return ImageRefused(damaged)
 

@@ -156,21 +156,34 @@ def truncated_jpeg() -> bytes:
     return data[: len(data) // 2]
 
 
-# name, content, HTTP status, and a piece of the message
+HUGE_NOTES = "all work and no play " * 100_000  # 2 MB of text, which zlib packs into a few kB
+
+
 def png_with_a_huge_text_chunk() -> bytes:
-    """A real photo whose compressed text chunk unpacks to 2 MB: Pillow refuses to read past 1 MB of it."""
+    """A real photo whose compressed text chunk, before its pixels, unpacks to 2 MB: Pillow stops at 1 MB."""
     notes = PngImagePlugin.PngInfo()
-    notes.add_text("comment", "all work and no play " * 100_000, zip=True)
+    notes.add_text("comment", HUGE_NOTES, zip=True)
     buffer = io.BytesIO()
     astronaut().save(buffer, "PNG", pnginfo=notes)
     return buffer.getvalue()
 
 
+def png_with_a_huge_text_chunk_after_its_pixels() -> bytes:
+    """The same notes placed after the pixels, where Pillow meets them while loading, not while opening."""
+    data = encode(astronaut(), "PNG")
+    body = b"comment\0\0" + zlib.compress(HUGE_NOTES.encode())  # keyword, its end, compression method 0
+    chunk = struct.pack(">I", len(body)) + b"zTXt" + body + struct.pack(">I", zlib.crc32(b"zTXt" + body))
+    end = data.rindex(b"IEND") - 4  # the IEND chunk starts with its length
+    return data[:end] + chunk + data[end:]
+
+
+# name, content, HTTP status, and a piece of the message
 REFUSED_UPLOADS = {
     "notes.jpg": (lambda: b"These are my notes, not a photo.\n" * 20, 400, "not an image"),
     "empty.png": (lambda: b"", 400, "empty"),
     "truncated.jpg": (truncated_jpeg, 400, "damaged or incomplete"),
-    "huge-notes.png": (png_with_a_huge_text_chunk, 400, "text metadata"),
+    "huge-notes.png": (png_with_a_huge_text_chunk, 400, "metadata (PNG text or colour profile)"),
+    "huge-notes-last.png": (png_with_a_huge_text_chunk_after_its_pixels, 400, "metadata (PNG text or colour profile)"),
     "bomb.png": (lambda: png_header_only(50_000, 50_000), 413, "megapixels"),
     "too-many-pixels.png": (lambda: png_header_only(8_000, 6_000), 413, "megapixels"),
     "document.pdf": (lambda: encode(astronaut(), "PDF"), 400, "not an image"),
