@@ -40,17 +40,17 @@ class FaceGeometry:
 
 # A face's tag reads rightwards from its box's top-left corner, just above the box. So that it stays on the
 # photo, a box whose centre is right of the middle carries it from its right corner, reading leftwards, and a
-# box starting within TAG_INSIDE_BELOW of the photo's top carries it inside, along its top edge: the tag is
-# about 1.2em high, a tenth of even a phone-sized photo.
-TAG_INSIDE_BELOW = 0.1
+# box starting less than TAG_INSIDE_BELOW of the photo's width from its top carries it inside, along its top
+# edge. The tag is about 19 px high; a photo is shown at least 240 px wide, whatever its shape.
+TAG_INSIDE_BELOW = 0.08
 
 
 def _tag_placement(face: Face, capture: Capture) -> str:
     """The face tag's CSS classes beyond `face-tag`: "face-tag-leftwards", "face-tag-inside", both or none."""
     classes = []
-    if capture.width and face.box_x + face.box_width / 2 > capture.width / 2:
+    if face.box_x + face.box_width / 2 > capture.width / 2:
         classes.append("face-tag-leftwards")
-    if capture.height and face.box_y < TAG_INSIDE_BELOW * capture.height:
+    if face.box_y < TAG_INSIDE_BELOW * capture.width:
         classes.append("face-tag-inside")
     return " ".join(classes)
 

@@ -8,6 +8,7 @@ from django.urls import reverse
 from PIL import Image
 
 from classifier.models import Capture, Face
+from classifier.templatetags.captures import FaceGeometry
 from ml.labels import EXPRESSIONS
 from tests.classifier.corpus import (
     ACCEPTED_UPLOADS,
@@ -231,3 +232,22 @@ def test_a_jpeg_comment_is_not_kept(user_client, model_version, media_dir):
     assert b"Elm Street" not in stored and "comment" not in Image.open(io.BytesIO(stored)).info
     thumbnail = (media_dir / Capture.objects.get().thumbnail.name).read_bytes()
     assert b"Elm Street" not in thumbnail
+
+
+@pytest.mark.parametrize(
+    "box, placement",
+    [
+        ((100, 200, 80, 80), ""),  # left half, well below the top: above the box, reading rightwards
+        ((500, 200, 80, 80), "face-tag-leftwards"),
+        ((100, 10, 80, 80), "face-tag-inside"),  # 10 px from the top of a 640 px wide photo
+        ((560, 0, 80, 80), "face-tag-leftwards face-tag-inside"),
+        ((280, 200, 80, 80), ""),  # centred exactly: rightwards still fits
+        ((100, 52, 80, 80), ""),  # 52 px down: room above for the tag
+    ],
+)
+def test_a_face_tag_is_placed_to_stay_on_the_photo(box, placement):
+    capture = Capture(width=640, height=480)
+    x, y, width, height = box
+    face = Face(box_x=x, box_y=y, box_width=width, box_height=height, confidence=0.5, probabilities={})
+
+    assert FaceGeometry(face, capture).tag_placement == placement
