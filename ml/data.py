@@ -113,7 +113,8 @@ def _parse_fer2013_row(row: dict[str, str], where: str) -> tuple[np.ndarray, int
 
 def _pixel_values(text: str) -> np.ndarray | None:
     """The whole numbers of a row's pixel string, or None when it holds anything else."""
-    # No pixel value has a sign, and NumPy's parser skips a lone one: "1 + 3" reads as two values.
+    # No pixel value has a sign, and NumPy's parser misreads a lone one: "7 + 7" reads as two values, "7 +"
+    # as 7 and 0, so a row one token off could still count right.
     if "+" in text or "-" in text:
         return None
     try:

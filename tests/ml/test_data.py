@@ -94,12 +94,24 @@ def test_fer2013_by_usage_reads_each_usage_apart_in_one_pass(tmp_path: Path) -> 
         (3, " ".join(["7"] * (INPUT_SIZE * INPUT_SIZE - 1) + ["x"]), "Training"),  # not a number
         (3, " ".join(["7"] * (INPUT_SIZE * INPUT_SIZE - 1) + ["3.5"]), "Training"),  # not an integer
         (3, " ".join(["7"] * (INPUT_SIZE * INPUT_SIZE - 1) + [str(2**32 + 5)]), "Training"),  # 5 in 32 bits
-        # NumPy's parser skips a lone sign: one value too many would read as the right count.
+        # NumPy's parser skips a lone sign: a row one token too long would read as the right count.
         (3, " ".join(["7", "+", *["7"] * (INPUT_SIZE * INPUT_SIZE - 1)]), "Training"),
+        (3, " ".join(["7"] * (INPUT_SIZE * INPUT_SIZE - 1) + ["-5"]), "Training"),  # below 0
+        (3, " ".join(["7"] * (INPUT_SIZE * INPUT_SIZE - 1) + ["256"]), "Training"),  # above 255
         (9, " ".join(["7"] * INPUT_SIZE * INPUT_SIZE), "Training"),  # no such emotion
         ("happy", " ".join(["7"] * INPUT_SIZE * INPUT_SIZE), "Training"),  # emotion not an index
     ],
-    ids=["short", "not-a-number", "decimal", "beyond-32-bits", "lone-sign", "emotion-9", "emotion-word"],
+    ids=[
+        "short",
+        "not-a-number",
+        "decimal",
+        "beyond-32-bits",
+        "lone-sign",
+        "negative",
+        "above-255",
+        "emotion-9",
+        "emotion-word",
+    ],
 )
 @pytest.mark.parametrize("name", ["fer2013.csv", "fer2013.csv.gz"])
 def test_fer2013_bad_row_is_a_data_error_naming_file_and_line(tmp_path: Path, name: str, bad_row: tuple) -> None:
