@@ -43,11 +43,12 @@ Measured 2 Dec 2026 on a 2-core Xeon (Sapphire Rapids class), load about 1, fine
 
 With every stage trained and parent_share 0 in the same hour: 155.5 s with the reference data, and
 190.1 s before training took back its math threads from the one-thread predictor that the setup's
-uploads had loaded (74 images/s). This CPU trains the net more slowly than that EPYC.
+uploads had loaded (74 images/s). This CPU trains the net more slowly than the EPYC of 25 Nov.
 
-Measured 2 Dec 2026 on a 2-core AMD EPYC (AVX-512, no AMX), idle, the same settings, one run each:
-18.9 s for 1,000 faces (training 18 s, 229 images/s); 71.8 s with --reference (training 55 s, 238
-images/s; reading the reference data 3.4 s, evaluating on PublicTest 12.1 s in float32).
+Measured 2 Dec 2026 on a 2-core AMD EPYC (AVX-512, no AMX), idle, the production settings (frozen_stages=2,
+parent_share 0.3), one run each: 18.9 s for 1,000 faces (training 18 s, 229 images/s); 71.8 s with
+--reference (training 55 s, 238 images/s; reading the reference data 3.4 s; evaluating on PublicTest
+12.1 s, in float32, where 25 Nov's 5.7 s read v4 once per face and v5 reads each face and its mirror).
 """
 
 import argparse
