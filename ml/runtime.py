@@ -23,6 +23,11 @@ os.environ.setdefault("MKL_DEBUG_CPU_TYPE", "5")
 os.environ.setdefault("GLOG_minloglevel", "2")
 
 
+def math_threads() -> int:
+    """The threads Paddle's math libraries are to run on: OMP_NUM_THREADS, as set above or by the environment."""
+    return int(os.environ["OMP_NUM_THREADS"])
+
+
 def use_math_threads() -> None:
     """Have Paddle's math libraries (MKL and its OpenMP) run on OMP_NUM_THREADS threads again, process-wide.
 
@@ -32,7 +37,7 @@ def use_math_threads() -> None:
     usable core unless the environment chose a count."""
     from paddle.base import core  # not at import: this module is imported before Paddle, to set its environment
 
-    core.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    core.set_num_threads(math_threads())
 
 
 # mallopt's parameter number for the mmap threshold (glibc's malloc.h).

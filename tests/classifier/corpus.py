@@ -69,15 +69,16 @@ def tight_crop_bytes() -> bytes:
     return encode(face, "PNG")
 
 
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk: its length, kind, data and checksum."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG that claims a huge size in a few bytes: a decompression bomb as Pillow first sees it."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     pixels = zlib.compress(b"\0" * 64)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", pixels) + png_chunk(b"IEND", b"")
 
 
 def exif_rotated_jpeg() -> bytes:
@@ -171,10 +172,10 @@ def png_with_a_huge_text_chunk() -> bytes:
 def png_with_a_huge_text_chunk_after_its_pixels() -> bytes:
     """The same notes placed after the pixels, where Pillow meets them while loading, not while opening."""
     data = encode(astronaut(), "PNG")
-    body = b"comment\0\0" + zlib.compress(HUGE_NOTES.encode())  # keyword, its end, compression method 0
-    chunk = struct.pack(">I", len(body)) + b"zTXt" + body + struct.pack(">I", zlib.crc32(b"zTXt" + body))
+    # Keyword, its end, compression method 0, the compressed text.
+    notes = png_chunk(b"zTXt", b"comment\0\0" + zlib.compress(HUGE_NOTES.encode()))
     end = data.rindex(b"IEND") - 4  # the IEND chunk starts with its length
-    return data[:end] + chunk + data[end:]
+    return data[:end] + notes + data[end:]
 
 
 # name, content, HTTP status, and a piece of the message
