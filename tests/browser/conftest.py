@@ -53,18 +53,23 @@ def browser(fake_camera_video: Path) -> Iterator:
         # Playwright's event loop; the live server answers from its own thread.
         environment.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         with sync_playwright() as playwright:
-            chromium = playwright.chromium.launch(
-                executable_path=str(CHROMIUM),
-                args=[
-                    *CHROMIUM_ARGS,
-                    "--use-fake-device-for-media-stream",
-                    f"--use-file-for-fake-video-capture={fake_camera_video}",
-                    # A name for the live server that is not localhost, so its pages are not a secure context.
-                    f"--host-resolver-rules=MAP {INSECURE_HOST} 127.0.0.1",
-                ],
-            )
+            chromium = launch_chromium(playwright.chromium, fake_camera_video)
             yield chromium
             chromium.close()
+
+
+def launch_chromium(browser_type, camera_video: Path):
+    """Headless Chromium from Playwright's `browser_type`, its fake camera playing `camera_video`."""
+    return browser_type.launch(
+        executable_path=str(CHROMIUM),
+        args=[
+            *CHROMIUM_ARGS,
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={camera_video}",
+            # A name for the live server that is not localhost, so its pages are not a secure context.
+            f"--host-resolver-rules=MAP {INSECURE_HOST} 127.0.0.1",
+        ],
+    )
 
 
 @pytest.fixture

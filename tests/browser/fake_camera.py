@@ -38,9 +38,10 @@ def write_y4m(path: Path, frame: Image.Image, *, frames: int = 2) -> Path:
     return path
 
 
-def webcam_frame() -> Image.Image:
-    """A 640x480 camera frame showing the astronaut's portrait (her face about 90 px wide) on a grey wall."""
+def webcam_frame(*, portrait_at: tuple[int, int] = (80, 0)) -> Image.Image:
+    """A 640x480 camera frame showing the astronaut's portrait (her face about 90 px wide) on a grey wall,
+    the portrait's top left corner at `portrait_at`."""
     frame = Image.new("RGB", (640, 480), (90, 90, 90))
     with Image.open(ASTRONAUT) as photo:
-        frame.paste(photo.convert("RGB").resize((480, 480), Image.Resampling.LANCZOS), (80, 0))
+        frame.paste(photo.convert("RGB").resize((480, 480), Image.Resampling.LANCZOS), portrait_at)
     return frame
