@@ -145,11 +145,11 @@ function drawBoxes(prediction) {
   );
   // A tag sits above its box, reaching rightwards; where that would cross the stage's edge, which clips
   // it, it goes inside the box or reaches leftwards instead (a face at the top, or at the right).
-  const stage = boxes.getBoundingClientRect();
+  const stageEdges = stage.getBoundingClientRect();
   for (const tag of boxes.querySelectorAll(".webcam-box span")) {
     const placed = tag.getBoundingClientRect();
-    tag.classList.toggle("webcam-tag-inside", placed.top < stage.top);
-    tag.classList.toggle("webcam-tag-leftwards", placed.right > stage.right);
+    tag.classList.toggle("webcam-tag-inside", placed.top < stageEdges.top);
+    tag.classList.toggle("webcam-tag-leftwards", placed.right > stageEdges.right);
   }
 }
 
