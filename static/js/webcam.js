@@ -145,12 +145,14 @@ function drawBoxes(prediction) {
   );
   // A tag sits above its box, reaching rightwards; where that would cross the stage's edge, which clips
   // it, it goes inside the box or reaches leftwards instead (a face at the top, or at the right).
+  // Every tag is measured before any moves, so the page is laid out once, not once per tag.
   const stageEdges = stage.getBoundingClientRect();
-  for (const tag of boxes.querySelectorAll(".webcam-box span")) {
-    const placed = tag.getBoundingClientRect();
-    tag.classList.toggle("webcam-tag-inside", placed.top < stageEdges.top);
-    tag.classList.toggle("webcam-tag-leftwards", placed.right > stageEdges.right);
-  }
+  const tags = [...boxes.querySelectorAll(".webcam-box span")];
+  const placements = tags.map((tag) => tag.getBoundingClientRect());
+  tags.forEach((tag, index) => {
+    tag.classList.toggle("webcam-tag-inside", placements[index].top < stageEdges.top);
+    tag.classList.toggle("webcam-tag-leftwards", placements[index].right > stageEdges.right);
+  });
 }
 
 function summarise(prediction) {

@@ -107,12 +107,13 @@ def csp_violations() -> list[str]:
 
 @pytest.fixture
 def open_page(browser, site: str, contexts: list, csp_violations: list[str]):
-    """open_page(camera=..., viewport=..., user=..., site=...) -> a new page on the live site.
+    """open_page(camera=..., viewport=..., user=..., site=..., chromium=...) -> a new page on the live site,
+    in the package's browser unless `chromium` names another (one launched with another camera video).
 
     Every test that opens pages also checks, at its end, that the policy blocked nothing on them."""
 
-    def opener(*, site: str = site, **options):
-        page = new_page(browser, site, **options)
+    def opener(*, site: str = site, chromium=browser, **options):
+        page = new_page(chromium, site, **options)
         contexts.append(page.context)
         # Chromium says on the console what the policy refused ("... violates the following Content
         # Security Policy directive ..."), for scripts, styles, images, requests and inline handlers alike.

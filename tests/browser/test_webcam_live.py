@@ -5,7 +5,7 @@ import time
 import pytest
 
 from classifier.models import Capture
-from tests.browser.conftest import launch_chromium, new_page
+from tests.browser.conftest import launch_chromium
 from tests.browser.fake_camera import webcam_frame, write_y4m
 
 try:
@@ -57,20 +57,26 @@ def test_live_mode_draws_the_face_over_the_preview_pauses_and_stores_nothing(ope
     assert not Capture.objects.exists()  # live reading stores nothing
 
 
-def test_a_face_in_the_top_corner_keeps_its_tag_on_the_preview(browser, site, user, tmp_path) -> None:
-    # The camera films her face at its top left edge (found at 12, 0, 97x73), which the mirrored preview
-    # shows at the top right: a tag above the box, reaching rightwards, would be clipped by the stage.
+def test_a_face_in_the_top_corner_keeps_its_tag_on_the_preview(browser, open_page, user, tmp_path) -> None:
+    # The camera films her face at its top left edge (found at 12, 0, 97x73 in the 640x480 frame), which
+    # the mirrored preview shows at the top right: a tag above the box, reaching rightwards, would be
+    # clipped by the stage.
     corner = write_y4m(tmp_path / "corner.y4m", webcam_frame(portrait_at=(-150, -95)))
     chromium = launch_chromium(browser.browser_type, corner)
     try:
-        page = new_page(chromium, site, user=user)
+        page = open_page(chromium=chromium, user=user)
         page.goto("/webcam/")
         expect(page.locator(".webcam-box")).to_have_count(1)
         expect(page.locator(".webcam-box span")).to_have_class("webcam-tag-inside webcam-tag-leftwards")
-        stage, tag = page.evaluate(
-            """() => [document.querySelector('[data-webcam-boxes]'), document.querySelector('.webcam-box span')]
-                .map((element) => element.getBoundingClientRect().toJSON())"""
-        )
+        # Measured in one go, once a box is drawn: each answer redraws it.
+        stage, tag = page.wait_for_function(
+            """() => {
+                const tag = document.querySelector('.webcam-box span');
+                if (!tag) return null;
+                const stage = document.querySelector('[data-webcam-stage]');
+                return [stage, tag].map((element) => element.getBoundingClientRect().toJSON());
+            }"""
+        ).json_value()
         assert stage["left"] <= tag["left"] and tag["right"] <= stage["right"]
         assert stage["top"] <= tag["top"] and tag["bottom"] <= stage["bottom"]
     finally:
