@@ -1,4 +1,6 @@
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from classifier.models import Capture
@@ -263,3 +265,14 @@ def test_predict_needs_credentials(db):
 
 def post_image_to(api: APIClient, path: str, name: str, content: bytes):
     return api.post(path, {"image": upload(name, content)}, format="multipart")
+
+
+def test_create_capture_answers_from_the_rows_it_wrote_without_reading_the_capture_back(api, model_version, media_dir):
+    with CaptureQueriesContext(connection) as queries:
+        response = post_image(api, "group.jpg", encode(group_photo()[0], "JPEG"))
+    assert response.status_code == 201
+    assert len(response.json()["faces"]) == Capture.objects.get().faces.count() > 1
+    statements = [query["sql"] for query in queries.captured_queries]
+    written = next(index for index, sql in enumerate(statements) if sql.startswith('INSERT INTO "classifier_capture"'))
+    read_back = [sql for sql in statements[written:] if sql.startswith("SELECT") and 'FROM "classifier_capture"' in sql]
+    assert read_back == []
