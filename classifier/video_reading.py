@@ -87,7 +87,7 @@ def video_read(video_id: int) -> None:
 
 def _read_and_keep(video: Video, model_version: ModelVersion, predictor: "Predictor", stop: StopOnSignal) -> bool:
     limits = settings.EMOTIONSITE_VIDEO
-    tracker = videos.FaceTracker()
+    tracker = videos.FaceTracker(samples_per_second=video.samples_per_second)
     found = []  # (time, stored frame, finding, tracks) of each sample with a face
     samples, last_report = 0, monotonic()
     with default_storage.open(video.file.name, "rb") as file:

@@ -67,7 +67,8 @@ TIME_TOLERANCE = 1e-3  # seconds: frame times are rationals, sample times floats
 # Following a face from one sample to the next (FaceTracker).
 TRACK_MIN_OVERLAP = 0.3  # intersection over union at which two boxes are the same face
 TRACK_MAX_SHIFT = 1.0  # else: the centre moved at most this many box sides
-TRACK_MAX_GAP_SECONDS = 1.0  # a face not found for longer than this is a new face when it returns
+TRACK_MAX_GAP_SECONDS = 1.0  # a face not found for longer than this is a new face when it returns,
+TRACK_MAX_GAP_SAMPLES = 1.5  # or, read slower, longer than this many samples' interval (the next sample's)
 
 
 class VideoRefused(Exception):
@@ -367,15 +368,18 @@ class FaceTracker:
     """Numbers the faces of a video's samples, in time order, so that one face keeps its number: its track.
 
     The rule, sample by sample: every face is compared with where each track was last seen (at most
-    TRACK_MAX_GAP_SECONDS ago): the same face if the boxes overlap by TRACK_MIN_OVERLAP (intersection
-    over union) or more, or failing that, if the centre moved less than TRACK_MAX_SHIFT box sides. The
+    TRACK_MAX_GAP_SECONDS ago, or TRACK_MAX_GAP_SAMPLES sample intervals at rates under 1.5 samples a
+    second, so that a face found in two samples in a row is always one face): the same face if the boxes
+    overlap by TRACK_MIN_OVERLAP (intersection over union) or more, or failing that, if the centre moved
+    less than TRACK_MAX_SHIFT box sides. The
     surest pairs are taken first, and each track and each face is taken once, so with several faces two
     never merge into one track; faces that cross each other may swap numbers, and a face lost for more
     than the gap (hidden, turned away) comes back with a new number. New faces are numbered in the
     order they are given (ml.faces' reading order).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, samples_per_second: float) -> None:
+        self._max_gap = max(TRACK_MAX_GAP_SECONDS, TRACK_MAX_GAP_SAMPLES / samples_per_second)
         self._tracks: dict[int, tuple[float, Box]] = {}  # number: when and where last seen
         self._count = 0
 
@@ -386,9 +390,7 @@ class FaceTracker:
 
     def assign(self, time: float, boxes: list[Box]) -> list[int]:
         """The track number of each box found at `time`."""
-        self._tracks = {
-            number: seen for number, seen in self._tracks.items() if time - seen[0] <= TRACK_MAX_GAP_SECONDS
-        }
+        self._tracks = {number: seen for number, seen in self._tracks.items() if time - seen[0] <= self._max_gap}
         pairs = sorted(
             (
                 (likeness, number, index)

@@ -219,7 +219,7 @@ def test_a_worker_told_to_stop_mid_video_fails_it_at_once_and_keeps_nothing(sett
 
 
 def test_the_tracker_follows_one_face_and_tells_several_apart():
-    tracker = FaceTracker()
+    tracker = FaceTracker(samples_per_second=5.0)
     assert tracker.assign(0.0, [(0, 0, 100, 100), (300, 0, 100, 100)]) == [1, 2]
     # Both moved: the first by 70 px (overlap under 0.3, centre shift under a side), the second a little.
     assert tracker.assign(0.2, [(320, 0, 100, 100), (70, 0, 100, 100)]) == [2, 1]
@@ -229,6 +229,22 @@ def test_the_tracker_follows_one_face_and_tells_several_apart():
     assert tracker.assign(2.8, [(330, 0, 100, 100), (335, 5, 100, 100)]) == [3, 4]  # never two in one track
     assert tracker.assign(3.0, [(600, 0, 100, 100)]) == [5]  # a jump of over a side is another face
     assert tracker.count == 5
+
+
+def test_at_a_slow_rate_the_tracker_waits_for_the_next_sample():
+    # Read at 0.5 samples/s, samples come 2 s apart, longer than a second's gap: a face seen in two
+    # samples in a row is one face; one missing from a sample comes back as a new one.
+    tracker = FaceTracker(samples_per_second=0.5)
+    assert tracker.assign(0.0, [(0, 0, 100, 100)]) == [1]
+    assert tracker.assign(2.0, [(40, 0, 100, 100)]) == [1]
+    assert tracker.assign(6.0, [(80, 0, 100, 100)]) == [2]
+
+
+def test_a_video_read_at_half_a_sample_a_second_keeps_its_face_in_one_track(user, model_version):
+    video = read(user, face_video(12.0, 2), samples_per_second=0.5)  # she moves about half a side a sample
+    faces = Face.objects.filter(capture__video=video).order_by("capture__video_time")
+    assert [face.capture.video_time for face in faces] == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
+    assert [face.track for face in faces] == [1] * 6
 
 
 # What deleting removes
