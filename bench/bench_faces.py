@@ -17,9 +17,12 @@ Needs scikit-image (a dev dependency) for its public-domain photos; nothing is d
 - False boxes: boxes on 16 faceless 640x480 images (scenes, a cat, textures, noise, a gradient),
   and found boxes on the group photos that match no face.
 - Time on one core: each candidate on a 640x480 photo with one face (the site's `find_faces`
-  includes aligning and cutting the crop), then a 4000x3000 JPEG decoded, searched and classified.
-  Where the CPU computes in reduced precision (ml.runtime), the site is measured both ways in one
-  run: as it runs there, and in 32-bit floats throughout, as on any other CPU.
+  includes aligning and cutting the crop), then a 4000x3000 JPEG decoded, searched and classified,
+  decoded as the site does (classifier.images: at half size) and whole. Where the CPU computes in
+  reduced precision (ml.runtime), the site is measured both ways in one run: as it runs there, and
+  in 32-bit floats throughout, as on any other CPU.
+- With `--taiwanese`: what the smaller decoding costs the crops. LARGE_JPEG_FACES Taiwanese photos,
+  each pasted small into a 4000x3000 JPEG, classified from either decoding (right = its expression).
 """
 
 import argparse
@@ -49,6 +52,8 @@ Detector = Callable[[np.ndarray], list[Box]]
 GROUP_PHOTOS = 36
 FACES_PER_PHOTO = 14
 CANVASES = ((640, 480), (1024, 768), (1600, 1200))
+LARGE_JPEG_PHOTO_SIDES = (190, 330)  # Taiwanese photos pasted into a 4000x3000 JPEG at these sides
+LARGE_JPEG_FACES = 300
 SIZE_BANDS = ((20, 24), (24, 32), (32, 48), (48, 96), (96, 200), (200, 401))
 MIN_IOU = 0.3
 BACKGROUNDS = ("rocket", "coffee", "horse", "hubble_deep_field", "brick", "grass", "gravel", "page")
@@ -337,25 +342,78 @@ def main() -> None:
     )
     for half_precision, bfloat16 in precisions_to_compare():
         time_a_large_photo(jpeg, arguments.model, arguments.runs, half_precision=half_precision, bfloat16=bfloat16)
+    if arguments.taiwanese is not None:
+        print(f"\nFaces cut from a 4000x3000 JPEG as the site decodes it, and decoded whole ({arguments.model.name}):")
+        read_from_large_jpegs(arguments.taiwanese, arguments.model)
+
+
+def decoded_as_the_site_does(jpeg: bytes) -> Image.Image:
+    """The upload decoded by the site's own reader (classifier.images, which needs no Django), with its limits."""
+    from classifier.images import open_upload
+    from emotionsite import settings as site
+
+    return open_upload(
+        io.BytesIO(jpeg),
+        size=len(jpeg),
+        max_bytes=site.EMOTIONSITE_MAX_UPLOAD_BYTES,
+        max_pixels=site.EMOTIONSITE_MAX_PIXELS,
+        max_decoded_bytes=site.EMOTIONSITE_MAX_DECODED_BYTES,
+        max_picture_pixels=site.EMOTIONSITE_MAX_PICTURE_PIXELS,
+    )
+
+
+def decoded_whole(jpeg: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(jpeg))
+    image.load()
+    return image
 
 
 def time_a_large_photo(jpeg: bytes, model: Path, runs: int, *, half_precision: bool, bfloat16: bool) -> None:
     from ml.predictor import Predictor
 
     predictor = Predictor.load(model, threads=1, bfloat16=bfloat16)
-
-    def decode_find_classify() -> int:
-        image = Image.open(io.BytesIO(jpeg))
-        image.load()
-        faces = find_faces(image).faces
-        predictor.predict(np.stack([face.crop for face in faces]))
-        return len(faces)
-
-    with site_precision(half_precision):
-        found = decode_find_classify()
-        times = milliseconds(decode_find_classify, max(5, runs // 5))
     precisions = f"detector {'16' if half_precision else '32'}-bit, classifier {predictor.computes_in}"
-    print(f"  {precisions:42} {found} found, {p50_p90(times)}")
+    for decode in (decoded_as_the_site_does, decoded_whole):
+
+        def decode_find_classify(decode=decode) -> int:
+            faces = find_faces(decode(jpeg)).faces
+            predictor.predict(np.stack([face.crop for face in faces]))
+            return len(faces)
+
+        with site_precision(half_precision):
+            found = decode_find_classify()
+            times = milliseconds(decode_find_classify, max(5, runs // 5))
+        size = "x".join(str(side) for side in decode(jpeg).size)
+        print(f"  {precisions}, {decode.__name__} ({size}): {found} found, {p50_p90(times)}")
+
+
+def read_from_large_jpegs(taiwanese: Path, model: Path) -> None:
+    """The site's model on Taiwanese faces pasted small into 4000x3000 JPEGs, read from each decoding."""
+    from ml.data import TAIWANESE_CODES, TAIWANESE_NAME
+    from ml.labels import INDEX_OF
+    from ml.predictor import Predictor
+
+    predictor = Predictor.load(model, threads=1)
+    paths = [path for path in sorted((taiwanese / "faces_256x256").glob("*.jpg")) if TAIWANESE_NAME.match(path.name)]
+    generator = np.random.default_rng(11)
+    for photo_side in LARGE_JPEG_PHOTO_SIDES:
+        right = {decode: 0 for decode in (decoded_as_the_site_does, decoded_whole)}
+        chosen = paths[:: len(paths) // LARGE_JPEG_FACES]
+        for path in chosen:
+            label = INDEX_OF[TAIWANESE_CODES[TAIWANESE_NAME.match(path.name)["code"].lower()]]
+            canvas = Image.new("RGB", (4000, 3000), (120, 110, 100))
+            photo = Image.open(path).convert("RGB").resize((photo_side, photo_side), Image.Resampling.LANCZOS)
+            canvas.paste(
+                photo, (int(generator.integers(0, 4000 - photo_side)), int(generator.integers(0, 3000 - photo_side)))
+            )
+            buffer = io.BytesIO()
+            canvas.save(buffer, "JPEG", quality=90)
+            for decode in right:
+                faces = find_faces(decode(buffer.getvalue())).faces
+                largest = max(faces, key=lambda face: face.box[2], default=None)
+                right[decode] += largest is not None and int(predictor.predict(largest.crop[None])[0].argmax()) == label
+        read = ", ".join(f"{decode.__name__} {count / len(chosen):.1%}" for decode, count in right.items())
+        print(f"  {len(chosen)} photos of {photo_side} px (a face of about {photo_side * 0.42:.0f} px): right {read}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from typing import IO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ml.faces import DETECTOR_MAX_SIDE
 from ml.images import STRIP_PIXELS, to_eight_bit
 
 # Pillow's names of the formats we take. MPO is how Pillow names many phones' JPEGs (a JPEG with a depth map).
@@ -28,6 +29,11 @@ def upload_limits_text(*, max_bytes: int, max_pixels: int, max_decoded_bytes: in
     return text
 
 
+# A JPEG is decoded at the smallest of 1/2, 1/4 and 1/8 of its size (Pillow's draft: libjpeg scales while
+# decoding, in a fraction of the time) that keeps this much of its long side, and stored so. Faces are
+# searched at ml.faces.DETECTOR_MAX_SIDE (768 px), where the smallest found is about 14 px: 2.5 times that
+# side keeps it 35 px across, enough for its crop. bench/bench_faces.py measures both sides of it.
+JPEG_MIN_LONG_SIDE = round(2.5 * DETECTOR_MAX_SIDE)
 # Multipart framing on top of the image: a request body larger than the limit plus this is refused unread.
 MULTIPART_ALLOWANCE = 64 * 1024
 THUMBNAIL_SIDE = 320
@@ -144,17 +150,19 @@ def _decoded_bytes(mode: str, width: int, height: int) -> int:
 
 
 def _fit_the_decoding(image: Image.Image, *, max_decoded_bytes: int) -> None:
-    """Set up the decoding to hold at most max_decoded_bytes, or refuse (ImageRefused, too large)."""
+    """Set up the decoding: a JPEG at the size face finding needs (JPEG_MIN_LONG_SIDE), and smaller if it
+    must be to hold at most max_decoded_bytes; any image that cannot is refused (ImageRefused, too large)."""
     width, height = image.size
-    if _decoded_bytes(image.mode, width, height) <= max_decoded_bytes:
-        return
     if image.format in ("JPEG", "MPO"):
-        scale = 2
+        scale = 1
+        while scale < 8 and max(width, height) // (2 * scale) >= JPEG_MIN_LONG_SIDE:
+            scale *= 2
         while scale < 8 and _decoded_bytes(image.mode, -(-width // scale), -(-height // scale)) > max_decoded_bytes:
             scale *= 2
-        image.draft(image.mode, (-(-width // scale), -(-height // scale)))
-        if _decoded_bytes(image.mode, *image.size) <= max_decoded_bytes:
-            return
+        if scale > 1:
+            image.draft(image.mode, (-(-width // scale), -(-height // scale)))
+    if _decoded_bytes(image.mode, *image.size) <= max_decoded_bytes:
+        return
     megabytes = _decoded_bytes(image.mode, width, height) / 2**20
     limit = max_decoded_bytes / 2**20
     largest = max_decoded_bytes // _decoded_bytes(image.mode, 1, 1) / 1_000_000

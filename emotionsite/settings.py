@@ -123,9 +123,11 @@ EMOTIONSITE_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 EMOTIONSITE_MAX_PIXELS = 40_000_000
 # Memory one upload may take to decode (width x height x Pillow's bytes per pixel: 4 for colour, 1 for grey),
 # and the largest picture kept. A 39-megapixel PNG of 114 KB once cost ~500 MB while decoding (issue 14).
-# JPEGs decode at 1/2, 1/4 or 1/8 scale as needed to fit; other formats decode whole, so a colour PNG, WebP,
-# TIFF, BMP or GIF may have about 26 megapixels (grey ones the full 40). Pictures over 16 megapixels are kept
-# downscaled to it: faces are searched at 768 pixels a side anyway, so none that was found is lost.
+# JPEGs decode at 1/2, 1/4 or 1/8 scale as needed to fit, and in any case down to the size face finding needs
+# (classifier.images.JPEG_MIN_LONG_SIDE: a phone's 4032x3024 photo is read and kept at 2016x1512); other
+# formats decode whole, so a colour PNG, WebP, TIFF, BMP or GIF may have about 26 megapixels (grey ones the
+# full 40). Pictures over 16 megapixels are kept downscaled to it: faces are searched at 768 pixels a side
+# anyway, so none that was found is lost.
 EMOTIONSITE_MAX_DECODED_BYTES = 100 * 2**20
 EMOTIONSITE_MAX_PICTURE_PIXELS = 16_000_000
 

@@ -1,6 +1,7 @@
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from PIL import Image
 from rest_framework.test import APIClient
 
 from classifier.models import Capture
@@ -276,3 +277,25 @@ def test_create_capture_answers_from_the_rows_it_wrote_without_reading_the_captu
     written = next(index for index, sql in enumerate(statements) if sql.startswith('INSERT INTO "classifier_capture"'))
     read_back = [sql for sql in statements[written:] if sql.startswith("SELECT") and 'FROM "classifier_capture"' in sql]
     assert read_back == []
+
+
+@pytest.mark.parametrize(
+    "scale, stored_width",
+    [
+        (7.2, 2016),  # 4032x2160, a phone photo's width: decoded at half size, still 1920 px or more
+        (6.4, 3584),  # 3584x1920: half of it would be under 1920 px, so it is decoded whole
+    ],
+)
+def test_a_large_jpeg_is_decoded_at_the_size_face_finding_needs(api, model_version, media_dir, scale, stored_width):
+    photo, centres = group_photo()
+    large = photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.Resampling.BICUBIC)
+
+    response = post_image(api, "phone.jpg", encode(large, "JPEG", quality=90))
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["width"] == stored_width
+    factor = stored_width / photo.width
+    for face, (x, y) in zip(body["faces"], centres, strict=True):  # every face, in reading order
+        left, top, width, height = face["box"]
+        assert left <= x * factor <= left + width and top <= y * factor <= top + height
