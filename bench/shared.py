@@ -103,6 +103,6 @@ def site_precision(half_precision: bool) -> Iterator[None]:
 def precisions_to_compare() -> list[tuple[bool, bool]]:
     """(detector in 16-bit floats, classifier in bfloat16) as the site runs on this CPU (ml.runtime), then
     both in 32 bits, as on any CPU: old against new in one run. Once only, on a CPU that offers neither."""
-    from ml.runtime import computes_half_precision, has_bfloat16_matrix_units
+    from ml.runtime import computes_bfloat16, computes_half_precision
 
-    return list(dict.fromkeys([(computes_half_precision(), has_bfloat16_matrix_units()), (False, False)]))
+    return list(dict.fromkeys([(computes_half_precision(), computes_bfloat16()), (False, False)]))

@@ -4,9 +4,10 @@ Paddle Inference runs the exported net at ~2.3 ms per crop here, against ~8.7 ms
 eager net. One predictor serves one thread at a time (a lock), so a gunicorn worker may
 share it between its threads.
 
-On a CPU with AMX's bfloat16 tiles, oneDNN runs the net in bfloat16: a crop and its mirror image in 1.6 ms
-against 3.8 ms in float32 (2-core Xeon with AMX, one thread, `python bench/bench_inference.py`), with the
-same expression predicted for all but 12 of FER2013 PrivateTest's 3,589 faces (v5: 71.5% right either way).
+On a CPU that does bfloat16 arithmetic (AMX's tiles or AVX512_BF16: `ml.runtime.computes_bfloat16`), oneDNN
+runs the net in bfloat16: a crop and its mirror image in 1.6 ms against 3.8 ms in float32 (2-core Xeon with
+AMX, one thread, `python bench/bench_inference.py`), with the same expression predicted for all but 12 of
+FER2013 PrivateTest's 3,589 faces (v5: 71.5% right either way).
 
 A folder's model.json may say how its net is to be read (`InferenceSettings`): each crop and its
 mirror image in one batch, their logits averaged (faces are about symmetric; FER2013 PrivateTest
@@ -31,7 +32,7 @@ from ml.model_folder import (
     inference_settings,
     read_metadata,
 )
-from ml.runtime import has_bfloat16_matrix_units
+from ml.runtime import computes_bfloat16
 
 
 class ModelLoadError(RuntimeError):
@@ -49,8 +50,8 @@ class Predictor:
 
     @classmethod
     def load(cls, model_dir: str | Path, *, threads: int = 1, bfloat16: bool | None = None) -> "Predictor":
-        """The folder's net, ready; in bfloat16 where the CPU has AMX's bfloat16 tiles (or `bfloat16=False`: in
-        float32 anyway). Paddle cannot be asked what it computes in, and without those tiles it would either
+        """The folder's net, ready; in bfloat16 where the CPU does bfloat16 arithmetic (or `bfloat16=False`: in
+        float32 anyway). Paddle cannot be asked what it computes in, and without that arithmetic it would either
         stay in float32 or emulate bfloat16 slowly: `bfloat16=True` there is a ValueError."""
         model_dir = Path(model_dir)
         graph, params = model_dir / INFERENCE_GRAPH, model_dir / INFERENCE_PARAMETERS
@@ -67,9 +68,9 @@ class Predictor:
         config.enable_onednn()
         config.set_cpu_math_library_num_threads(threads)
         if bfloat16 is None:
-            bfloat16 = has_bfloat16_matrix_units()
-        elif bfloat16 and not has_bfloat16_matrix_units():
-            raise ValueError("bfloat16 needs a CPU with AMX's bfloat16 tiles (amx_bf16), which this one lacks")
+            bfloat16 = computes_bfloat16()
+        elif bfloat16 and not computes_bfloat16():
+            raise ValueError("bfloat16 needs a CPU that computes in it (AMX or AVX512_BF16), which this one does not")
         if bfloat16:
             config.enable_onednn_bfloat16()
         try:

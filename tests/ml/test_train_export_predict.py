@@ -17,7 +17,7 @@ from ml.labels import EXPRESSIONS, INPUT_SIZE
 from ml.model import ExpressionNet, ModelConfig, load_weights, predict_probabilities
 from ml.model_folder import WEIGHTS_FILE, ModelFolderError
 from ml.predictor import ModelLoadError, Predictor
-from ml.runtime import has_bfloat16_matrix_units, math_threads
+from ml.runtime import computes_bfloat16, math_threads
 from ml.testing import TINY_MODEL, synthetic_crops, train_tiny_model
 from ml.train import TrainConfig, TrainingStopped, class_weights, learning_rate_at, train
 from ml.train import main as train_main
@@ -52,7 +52,7 @@ def test_predictor_takes_any_batch_size_in_any_order(tiny_model_dir):
         np.testing.assert_allclose(predictor.predict(crops[:size]), whole_batch[:size], atol=1e-5)
 
 
-@pytest.mark.skipif(not has_bfloat16_matrix_units(), reason="bfloat16 is used only on a CPU with AMX")
+@pytest.mark.skipif(not computes_bfloat16(), reason="bfloat16 is used only on a CPU that computes in it")
 def test_in_bfloat16_the_predictor_reads_crops_as_in_float32(tiny_model_dir):
     crops = synthetic_crops(140, seed=7).images
     in_float32 = Predictor.load(tiny_model_dir, bfloat16=False)
@@ -65,23 +65,23 @@ def test_in_bfloat16_the_predictor_reads_crops_as_in_float32(tiny_model_dir):
     assert (reduced.argmax(axis=1) == exact.argmax(axis=1)).mean() >= 0.95
 
 
-def test_without_amx_the_predictor_computes_in_float32_and_refuses_to_be_asked_for_bfloat16(
+def test_without_bfloat16_arithmetic_the_predictor_computes_in_float32_and_refuses_to_be_asked_for_it(
     tiny_model_dir, monkeypatch
 ):
     crops = synthetic_crops(16, seed=7).images
-    monkeypatch.setattr("ml.predictor.has_bfloat16_matrix_units", lambda: False)
+    monkeypatch.setattr("ml.predictor.computes_bfloat16", lambda: False)
 
     by_default = Predictor.load(tiny_model_dir)
     assert by_default.computes_in == "float32"
     np.testing.assert_array_equal(
         by_default.predict(crops), Predictor.load(tiny_model_dir, bfloat16=False).predict(crops)
     )
-    with pytest.raises(ValueError, match="AMX"):
+    with pytest.raises(ValueError, match="AVX512_BF16"):
         Predictor.load(tiny_model_dir, bfloat16=True)
 
 
-@pytest.mark.skipif(not has_bfloat16_matrix_units(), reason="bfloat16 is used only on a CPU with AMX")
-def test_with_amx_the_predictor_computes_in_bfloat16_by_default(tiny_model_dir):
+@pytest.mark.skipif(not computes_bfloat16(), reason="bfloat16 is used only on a CPU that computes in it")
+def test_with_bfloat16_arithmetic_the_predictor_computes_in_it_by_default(tiny_model_dir):
     crops = synthetic_crops(16, seed=7).images
     by_default = Predictor.load(tiny_model_dir)
     assert by_default.computes_in == "bfloat16"
