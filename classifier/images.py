@@ -77,9 +77,10 @@ def open_upload(
     """The upload's first frame, upright, as an 8-bit "RGB" or "L" image of at most max_picture_pixels; or
     ImageRefused.
 
-    Decoding holds at most max_decoded_bytes of pixels: a JPEG too large for it is decoded at 1/2, 1/4 or
-    1/8 of its size (Pillow's draft, which asks libjpeg to scale while decoding); any other format, which
-    decodes whole, is refused. A larger picture is then downscaled, so what follows (faces, encoding) works
+    A JPEG is decoded at the size face finding needs (JPEG_MIN_LONG_SIDE), and decoding holds at most
+    max_decoded_bytes of pixels: a JPEG too large for it is decoded smaller still, at down to 1/8 of its size
+    (Pillow's draft, which asks libjpeg to scale while decoding); any other format, which decodes whole, is
+    refused. A larger picture is then downscaled, so what follows (faces, encoding) works
     on at most max_picture_pixels."""
     if size == 0:
         raise ImageRefused("The file is empty.")
@@ -154,13 +155,16 @@ def _fit_the_decoding(image: Image.Image, *, max_decoded_bytes: int) -> None:
     must be to hold at most max_decoded_bytes; any image that cannot is refused (ImageRefused, too large)."""
     width, height = image.size
     if image.format in ("JPEG", "MPO"):
+        # libjpeg's sides at 1/scale are rounded up.
         scale = 1
-        while scale < 8 and max(width, height) // (2 * scale) >= JPEG_MIN_LONG_SIDE:
+        while scale < 8 and -(-max(width, height) // (2 * scale)) >= JPEG_MIN_LONG_SIDE:
             scale *= 2
         while scale < 8 and _decoded_bytes(image.mode, -(-width // scale), -(-height // scale)) > max_decoded_bytes:
             scale *= 2
         if scale > 1:
-            image.draft(image.mode, (-(-width // scale), -(-height // scale)))
+            # Pillow takes the scale that fits the size asked for into the image: min(side // asked), which
+            # the rounded-up sides would make smaller than `scale` when a side does not divide by it.
+            image.draft(image.mode, (max(1, width // scale), max(1, height // scale)))
     if _decoded_bytes(image.mode, *image.size) <= max_decoded_bytes:
         return
     megabytes = _decoded_bytes(image.mode, width, height) / 2**20

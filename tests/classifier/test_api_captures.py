@@ -280,17 +280,19 @@ def test_create_capture_answers_from_the_rows_it_wrote_without_reading_the_captu
 
 
 @pytest.mark.parametrize(
-    "scale, stored_width",
+    "size, stored_width",
     [
-        (7.2, 2016),  # 4032x2160, a phone photo's width: decoded at half size, still 1920 px or more
-        (6.4, 3584),  # 3584x1920: half of it would be under 1920 px, so it is decoded whole
+        ((4032, 2160), 2016),  # a phone photo's width: decoded at half size, still 1920 px or more
+        ((4033, 2161), 2017),  # odd sides too (libjpeg rounds the halves up)
+        ((3840, 2057), 1920),  # exactly 1920 at half size
+        ((3839, 2056), 1920),  # 1919.5, rounded up
+        ((3838, 2056), 3838),  # half of it would be 1919 px: decoded whole
     ],
 )
-def test_a_large_jpeg_is_decoded_at_the_size_face_finding_needs(api, model_version, media_dir, scale, stored_width):
+def test_a_large_jpeg_is_decoded_at_the_size_face_finding_needs(api, model_version, media_dir, size, stored_width):
     photo, centres = group_photo()
-    large = photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.Resampling.BICUBIC)
 
-    response = post_image(api, "phone.jpg", encode(large, "JPEG", quality=90))
+    response = post_image(api, "phone.jpg", encode(photo.resize(size, Image.Resampling.BICUBIC), "JPEG", quality=90))
 
     assert response.status_code == 201
     body = response.json()
@@ -299,3 +301,13 @@ def test_a_large_jpeg_is_decoded_at_the_size_face_finding_needs(api, model_versi
     for face, (x, y) in zip(body["faces"], centres, strict=True):  # every face, in reading order
         left, top, width, height = face["box"]
         assert left <= x * factor <= left + width and top <= y * factor <= top + height
+
+
+def test_a_jpeg_with_odd_sides_is_decoded_small_enough_to_fit_the_memory_limit(api, settings, model_version, media_dir):
+    settings.EMOTIONSITE_MAX_DECODED_BYTES = 8 * 2**20  # 4001x3001 needs a quarter: 1001x751, 3 MB; a half is 12
+    photo, _ = group_photo()
+
+    response = post_image(api, "odd.jpg", encode(photo.resize((4001, 3001)), "JPEG", quality=90))
+
+    assert response.status_code == 201, response.json()
+    assert (response.json()["width"], response.json()["height"]) == (1001, 751)
