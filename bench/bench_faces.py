@@ -42,7 +42,6 @@ from skimage import data
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from shared import precisions_to_compare, site_precision  # noqa: E402  (this folder is on sys.path when run as a script)
 
-import ml.faces
 from ml.faces import find_faces
 from ml.runtime import computes_half_precision
 
@@ -54,6 +53,12 @@ FACES_PER_PHOTO = 14
 CANVASES = ((640, 480), (1024, 768), (1600, 1200))
 LARGE_JPEG_PHOTO_SIDES = (190, 330)  # Taiwanese photos pasted into a 4000x3000 JPEG at these sides
 LARGE_JPEG_FACES = 300
+# What draws the portraits' true boxes: the back model (today's site detector), with its own anchor layout
+# (stride 16 with two anchors a cell, stride 32 with six) and MediaPipe's score threshold, held here and not
+# read from ml.faces, so that no change to the site's face finding moves the truth.
+TRUTH_MODEL_FILE = "face_detection_back.tflite"
+TRUTH_MODEL_STRIDES = (16, 32, 32, 32)
+TRUTH_MIN_SCORE = 0.6
 SIZE_BANDS = ((20, 24), (24, 32), (32, 48), (48, 96), (96, 200), (200, 401))
 MIN_IOU = 0.3
 BACKGROUNDS = ("rocket", "coffee", "horse", "hubble_deep_field", "brick", "grass", "gravel", "page")
@@ -87,7 +92,7 @@ def portraits(taiwanese: Path | None) -> list[Portrait]:
     # The true boxes come from the site's model run by this file's own code, not by find_faces: a change
     # to find_faces then leaves the group photos (whose layout follows the boxes' sizes) as they were.
     # In 32 bits on every CPU, so they do not depend on the machine nor favour one precision.
-    true_box = letterboxed_blazeface(ml.faces.MODEL_FILE, (16, 32, 32, 32), 2, ml.faces.MIN_SCORE)
+    true_box = letterboxed_blazeface(TRUTH_MODEL_FILE, TRUTH_MODEL_STRIDES, 2, TRUTH_MIN_SCORE)
     found = []
     for picture in pictures:
         boxes = true_box(picture)
@@ -215,7 +220,7 @@ def blazeface_anchors(input_size: int, strides: tuple[int, ...], per_cell: int) 
 
 
 def letterboxed_blazeface(model_file: str, strides: tuple[int, ...], per_cell: int, min_score: float) -> Detector:
-    """A BlazeFace model run once on the whole photo padded to a square, as the site did before."""
+    """A BlazeFace model run once on the whole photo padded to a square (how the site ran short-range before)."""
     from importlib.util import find_spec
 
     from ai_edge_litert.interpreter import Interpreter
@@ -348,7 +353,8 @@ def main() -> None:
 
 
 def decoded_as_the_site_does(jpeg: bytes) -> Image.Image:
-    """The upload decoded by the site's own reader (classifier.images, which needs no Django), with its limits."""
+    """The upload decoded by the site's own reader and limits (classifier.images and emotionsite.settings, read
+    as plain modules: Django is not set up)."""
     from classifier.images import open_upload
     from emotionsite import settings as site
 
@@ -398,7 +404,7 @@ def read_from_large_jpegs(taiwanese: Path, model: Path) -> None:
     generator = np.random.default_rng(11)
     for photo_side in LARGE_JPEG_PHOTO_SIDES:
         right = {decode: 0 for decode in (decoded_as_the_site_does, decoded_whole)}
-        chosen = paths[:: len(paths) // LARGE_JPEG_FACES]
+        chosen = paths[:: max(1, len(paths) // LARGE_JPEG_FACES)][:LARGE_JPEG_FACES]
         for path in chosen:
             label = INDEX_OF[TAIWANESE_CODES[TAIWANESE_NAME.match(path.name)["code"].lower()]]
             canvas = Image.new("RGB", (4000, 3000), (120, 110, 100))

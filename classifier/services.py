@@ -168,7 +168,7 @@ class _KeyedRequest:
         """The capture this key made within its lifetime; IdempotencyKeyReused if it was for another request."""
         cutoff = timezone.now() - IDEMPOTENCY_KEY_LIFETIME
         used = (
-            CaptureIdempotencyKey.objects.select_related("capture")
+            CaptureIdempotencyKey.objects.select_related("capture__model_version")
             .filter(owner=self.owner, key=self.key, created_at__gte=cutoff)
             .first()
         )

@@ -67,8 +67,11 @@ TIME_TOLERANCE = 1e-3  # seconds: frame times are rationals, sample times floats
 # Following a face from one sample to the next (FaceTracker).
 TRACK_MIN_OVERLAP = 0.3  # intersection over union at which two boxes are the same face
 TRACK_MAX_SHIFT = 1.0  # else: the centre moved at most this many box sides
-TRACK_MAX_GAP_SECONDS = 1.0  # a face not found for longer than this is a new face when it returns,
-TRACK_MAX_GAP_SAMPLES = 1.5  # or, read slower, longer than this many samples' interval (the next sample's)
+# A face not found for longer than the longer of these is a new face when it returns: a second, or this many
+# sample intervals, so that at slow rates the next sample can still continue a track (the same allowance as
+# charts.TIMELINE_GAP_SAMPLES, which breaks a timeline's line).
+TRACK_MAX_GAP_SECONDS = 1.0
+TRACK_MAX_GAP_SAMPLES = 1.5
 
 
 class VideoRefused(Exception):
@@ -368,14 +371,13 @@ class FaceTracker:
     """Numbers the faces of a video's samples, in time order, so that one face keeps its number: its track.
 
     The rule, sample by sample: every face is compared with where each track was last seen (at most
-    TRACK_MAX_GAP_SECONDS ago, or TRACK_MAX_GAP_SAMPLES sample intervals at rates under 1.5 samples a
-    second, so that a face found in two samples in a row is always one face): the same face if the boxes
+    TRACK_MAX_GAP_SECONDS or TRACK_MAX_GAP_SAMPLES sample intervals ago, whichever is longer, so that at
+    slow rates a face found in the next sample can continue its track): the same face if the boxes
     overlap by TRACK_MIN_OVERLAP (intersection over union) or more, or failing that, if the centre moved
-    less than TRACK_MAX_SHIFT box sides. The
-    surest pairs are taken first, and each track and each face is taken once, so with several faces two
-    never merge into one track; faces that cross each other may swap numbers, and a face lost for more
-    than the gap (hidden, turned away) comes back with a new number. New faces are numbered in the
-    order they are given (ml.faces' reading order).
+    less than TRACK_MAX_SHIFT box sides. The surest pairs are taken first, and each track and each face
+    is taken once, so with several faces two never merge into one track; faces that cross each other may
+    swap numbers, and a face lost for more than the gap (hidden, turned away) comes back with a new
+    number. New faces are numbered in the order they are given (ml.faces' reading order).
     """
 
     def __init__(self, *, samples_per_second: float) -> None:

@@ -97,10 +97,11 @@ class RetrainSettings:
     # 829 reviews: 61.4% and 70.9% in 91 s, against 61.9% and 70.9% in 150 s with every stage trained; the
     # gate activated both (bench/bench_retraining.py: 1,000 reviews with the reference data in 94 s against
     # 161 s). A base net of two stages or fewer is then trained head-only (ml.train's frozen_stages).
-    # What the net can learn from these 829 reviews at most, FER2013 forgotten: every stage trained, 20 epochs
-    # at 0.01, no reference data, no parent share (--curve all --set epochs=20 --set learning_rate=0.01
-    # --set frozen_stages=0 --set parent_share=0; 2 Dec 2026, 2-core EPYC): the unseen performers 65.2%,
-    # PrivateTest 34.2%. So no recipe of this net reaches the 75% of issue 12: what it can see is the limit.
+    # How far the net moves on these 829 reviews with nothing holding it back, FER2013 forgotten: every stage
+    # trained, 20 epochs at 0.01, no reference data, no parent share (bench_adaptation.py --curve all --set
+    # epochs=20 --set learning_rate=0.01 --set frozen_stages=0 --set parent_share=0; 2 Dec 2026, 2-core EPYC):
+    # the unseen performers 65.2%, PrivateTest 34.2%. No recipe tried comes near issue 12's 75%: what this
+    # net sees in a 48x48 grey crop is the limit, not how it is fine-tuned.
     epochs: int = 6
     batch_size: int = 32
     learning_rate: float = 0.001

@@ -10,10 +10,10 @@ about 24 px across up to the whole frame. Its weights are the
 only that file is read, since the package's Python code needs TensorFlow and
 NumPy 1. Chosen by `python bench/bench_faces.py` over BlazeFace short-range (the
 earlier choice, which misses every face under about a tenth of the photo's long
-side), full-range and OpenCV's Haar cascades. Measured on its 492 faces in 36 group
-photos (1 Dec 2026, 2-core AVX-512 machine, loaded): 96.5% of the faces of 24 px and
-more found against 18% for short-range, no box on its 16 faceless images; 13-19 ms
-on a 640x480 photo against short-range's 1.4-1.6 ms.
+side), full-range and OpenCV's Haar cascades. Measured with `--taiwanese` on its 504 faces
+in 36 group photos (2 Dec 2026, 2-core Zen 4 EPYC, idle): 96.6% of the faces of 24 px and
+more found against 15.7% for short-range, no box on its 16 faceless images; 22.8 ms
+on a 640x480 photo against short-range's 2.4 ms.
 
 A face found under SECOND_LOOK_BELOW pixels in that pass is looked at again in a
 small square cut around it at a larger scale, and its crop is aligned by that
@@ -84,8 +84,9 @@ STRIDE = 32  # the input's sides are multiples of this, so every anchor grid fit
 MIN_SCORE = 0.6
 MAX_OVERLAP = 0.3  # intersection over union above which the weaker box is dropped
 # At this scale a face whose box is 24 px wide is 14 px in the detector's input, the least at which it
-# finds almost every face (measured on bench_faces.py's group photos, 450 faces of 24-400 px, by running
-# it with this constant changed: 0.4 found 87%, 0.6 99%, at 6.8 and 13.4 ms on a 640x480 photo).
+# finds almost every face (measured on bench_faces.py's group photos as they were on 1 Dec 2026, 450 faces
+# of 24-400 px, by running it with this constant changed: 0.4 found 87%, 0.6 99%, at 6.8 and 13.4 ms on a
+# 640x480 photo).
 # Small photos are enlarged to DETECTOR_MIN_SIDE; large ones are searched at DETECTOR_MAX_SIDE, which
 # bounds the time (on a 12 MP photo, faces from about 75 px).
 DETECTOR_SCALE = 0.6

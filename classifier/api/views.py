@@ -106,7 +106,8 @@ class CaptureViewSet(
             raise ParseError(f"{IDEMPOTENCY_KEY_HEADER} must be 1 to 255 visible ASCII characters.")
         upload = CaptureCreateSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
-        # Answered from the capture as written, its version in hand: only its faces are read (one query).
+        # Answered from the capture as written (or, for a retry, as its key's record read it, with its version):
+        # only its faces are read (one query).
         capture = services.capture_create(owner=request.user, idempotency_key=key, **upload.validated_data)
         return Response(self.get_serializer(capture).data, status=status.HTTP_201_CREATED)
 
