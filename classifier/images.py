@@ -80,8 +80,8 @@ def open_upload(
     A JPEG is decoded at the size face finding needs (JPEG_MIN_LONG_SIDE), and decoding holds at most
     max_decoded_bytes of pixels: a JPEG too large for it is decoded smaller still, at down to 1/8 of its size
     (Pillow's draft, which asks libjpeg to scale while decoding); any other format, which decodes whole, is
-    refused. A larger picture is then downscaled, so what follows (faces, encoding) works
-    on at most max_picture_pixels."""
+    refused. A larger picture is then downscaled, so what follows (faces, encoding) works on at most
+    max_picture_pixels."""
     if size == 0:
         raise ImageRefused("The file is empty.")
     if size > max_bytes:
@@ -155,11 +155,12 @@ def _fit_the_decoding(image: Image.Image, *, max_decoded_bytes: int) -> None:
     must be to hold at most max_decoded_bytes; any image that cannot is refused (ImageRefused, too large)."""
     width, height = image.size
     if image.format in ("JPEG", "MPO"):
-        # libjpeg's sides at 1/scale are rounded up.
         scale = 1
-        while scale < 8 and -(-max(width, height) // (2 * scale)) >= JPEG_MIN_LONG_SIDE:
+        while scale < 8 and _jpeg_side(max(width, height), 2 * scale) >= JPEG_MIN_LONG_SIDE:
             scale *= 2
-        while scale < 8 and _decoded_bytes(image.mode, -(-width // scale), -(-height // scale)) > max_decoded_bytes:
+        while scale < 8 and (
+            _decoded_bytes(image.mode, _jpeg_side(width, scale), _jpeg_side(height, scale)) > max_decoded_bytes
+        ):
             scale *= 2
         if scale > 1:
             # Pillow takes the scale that fits the size asked for into the image: min(side // asked), which
@@ -175,6 +176,11 @@ def _fit_the_decoding(image: Image.Image, *, max_decoded_bytes: int) -> None:
         f"the limit is {limit:.0f} MB, about {largest:.0f} megapixels for it. Upload it smaller, or as a JPEG.",
         too_large=True,
     )
+
+
+def _jpeg_side(side: int, scale: int) -> int:
+    """A side as libjpeg decodes it at 1/scale: rounded up."""
+    return -(-side // scale)
 
 
 def _at_most(picture: Image.Image, *, max_pixels: int) -> Image.Image:
