@@ -95,7 +95,12 @@ DETECTOR_MAX_SIDE = 768
 # A face found smaller than this in the detector's input has coarse landmarks (a 24 px face's crop came
 # out zoomed in): it is searched again in a SECOND_LOOK_SIDE square cut around it from the photo's own
 # pixels, where it is SECOND_LOOK_SIDE / SECOND_LOOK_CONTEXT px across, and takes that look's landmarks.
-SECOND_LOOK_BELOW = 64
+# Measured on 408 Taiwanese photos, each pasted at one size into a 1280x960 photo and compared with the
+# same face found at 96 px (3 Dec 2026): at 24 px the eyes came out 0.091 eye distances from where that
+# face had them without the look, against 0.041 with it; at 32, 40, 48 and 56 px, 0.045-0.049 against
+# 0.039-0.042, with as many expressions read right (50.7, 52.2, 50.7, 49.5% without, 49.8, 51.5, 50.2,
+# 49.5% with). Above 32 px a look costs its time (2.5 ms a face) for nothing the classifier sees.
+SECOND_LOOK_BELOW = 32
 SECOND_LOOK_SIDE = 128
 SECOND_LOOK_CONTEXT = 3.0
 # Compiled nets kept, one per input shape: photos come in a few aspect ratios; each costs 7-70 ms to build.

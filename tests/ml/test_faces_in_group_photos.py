@@ -136,7 +136,7 @@ def crop_at(head: Image.Image, face_side: float) -> np.ndarray:
     return face.crop.astype(int)
 
 
-@pytest.mark.parametrize("face_side", [24, 32, 48])
+@pytest.mark.parametrize("face_side", [24, 32, 48, 90])
 def test_crop_of_a_small_face_is_framed_as_a_large_ones(head: Image.Image, face_side: int) -> None:
     large = crop_at(head, 200)
 
@@ -145,6 +145,26 @@ def test_crop_of_a_small_face_is_framed_as_a_large_ones(head: Image.Image, face_
     # Measured: 19, 17 and 7 grey levels; shifting the large crop by 3 px alone gives 33, and
     # without the second look at small faces the 24 px face's crop came out zoomed in (39).
     assert difference < 25
+
+
+def test_only_faces_small_in_the_detectors_input_are_looked_at_again(
+    head: Image.Image, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photo = scene("coffee", (640, 480))  # searched at 0.6 of its size: a 30 px face is 18 px there, 90 px 54
+    truth = [paste_face(photo, head, x=80, y=150, face_side=30), paste_face(photo, head, x=380, y=150, face_side=90)]
+    looked_at = []
+    second_look = faces._second_look
+
+    def recording_second_look(picture: Image.Image, detection: faces._Detection) -> faces._Detection:
+        looked_at.append(detection.box)
+        return second_look(picture, detection)
+
+    monkeypatch.setattr(faces, "_second_look", recording_second_look)
+
+    assert_finds_exactly(photo, truth)
+
+    [box] = looked_at
+    assert iou(box, truth[0]) >= 0.3
 
 
 def test_faces_are_in_reading_order(head: Image.Image) -> None:
