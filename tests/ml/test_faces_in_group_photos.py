@@ -167,6 +167,35 @@ def test_only_faces_small_in_the_detectors_input_are_looked_at_again(
     assert iou(box, truth[0]) >= 0.3
 
 
+@pytest.mark.parametrize(
+    ("mode", "x", "y", "face_side"),
+    [("RGB", 25, 30, 36), ("L", 80, 150, 30)],  # a look reaching past the photo's corner; a grey photo's look
+    ids=["corner", "grey"],
+)
+def test_a_small_faces_second_look_finds_the_face_itself(
+    head: Image.Image, monkeypatch: pytest.MonkeyPatch, mode: str, x: int, y: int, face_side: int
+) -> None:
+    photo = scene("coffee", (640, 480))
+    truth = [paste_face(photo, head, x=x, y=y, face_side=face_side)]
+    looks = []
+    second_look = faces._second_look
+
+    def recording_second_look(picture: Image.Image, detection: faces._Detection) -> faces._Detection:
+        looks.append((detection, second_look(picture, detection)))
+        return looks[-1][1]
+
+    monkeypatch.setattr(faces, "_second_look", recording_second_look)
+
+    [box] = assert_finds_exactly(photo.convert(mode), truth)
+
+    [(first, look)] = looks
+    assert look is not first  # the look found it again (an unchanged detection means it did not)
+    assert iou(look.box, truth[0]) >= 0.5
+    eye_distance = np.hypot(*(look.landmarks[1] - look.landmarks[0]))
+    assert 0.3 * face_side < eye_distance < 0.6 * face_side
+    assert iou(box, truth[0]) >= 0.3
+
+
 def test_faces_are_in_reading_order(head: Image.Image) -> None:
     photo = scene("rocket", (960, 640))
     # Pasted out of order, the top row's faces a little higher or lower than each other.
