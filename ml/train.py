@@ -26,7 +26,7 @@ from ml.augment import AugmentConfig, augment_batch
 from ml.data import LabelledImages, read_dataset
 from ml.labels import NUM_CLASSES
 from ml.model import ExpressionNet, ModelConfig, load_weights, predict_probabilities
-from ml.model_folder import METADATA_FILE, WEIGHTS_FILE, check_files, read_metadata
+from ml.model_folder import METADATA_FILE, WEIGHTS_FILE, check_files, file_sha256, read_metadata
 from ml.runtime import use_math_threads
 
 
@@ -58,6 +58,15 @@ class TrainConfig:
     # validation included: averaging in weight space (WiSE-FT, Wortsman et al. 2022) keeps most of what the
     # fine-tune learned and much of what the parent knew, where the fine-tune alone forgets it.
     parent_share: float = 0.0
+    # Knowledge distillation (Hinton, Vinyals and Dean 2015): these model folders' nets teach beside the labels.
+    # Their logits are read once for each training image, unaugmented, each net's averaged over the image and its
+    # mirror image (so a flipped image keeps its target), then averaged over the nets: an ensemble's knowledge
+    # in one net that costs one net's time to run and to retrain. The loss is (1 - distill_weight) x the labels'
+    # + distill_weight x T^2 x the cross-entropy from the teachers' softmax at T = distill_temperature to the
+    # net's (T^2 keeps the two parts' gradients on one scale).
+    teachers: tuple[str, ...] = ()
+    distill_weight: float = 0.0
+    distill_temperature: float = 2.0
     # None: the parent's net when fine-tuning, else ModelConfig(). A fine-tune given a net must keep
     # the parent's weight shapes; it may change the rest (dropout, working size).
     model: ModelConfig | None = None
@@ -68,7 +77,13 @@ class TrainConfig:
         values = dict(values)
         model = values.pop("model", None)
         augment = from_json(AugmentConfig, values.pop("augment", None) or {})
-        return cls(**values, model=from_json(ModelConfig, model) if model is not None else None, augment=augment)
+        teachers = tuple(values.pop("teachers", ()))
+        return cls(
+            **values,
+            teachers=teachers,
+            model=from_json(ModelConfig, model) if model is not None else None,
+            augment=augment,
+        )
 
 
 @dataclass(frozen=True)
@@ -206,6 +221,12 @@ def train(
 
     if not 0 <= config.parent_share < 1 or (config.parent_share and not config.init_from):
         raise ValueError(f"parent_share {config.parent_share} needs a parent (init_from) and 0 <= parent_share < 1")
+    if not 0 <= config.distill_weight <= 1 or (config.distill_weight > 0) != bool(config.teachers):
+        raise ValueError(
+            f"distill_weight {config.distill_weight} needs teachers, and teachers a distill_weight in (0, 1]"
+        )
+    if config.distill_temperature <= 0:
+        raise ValueError(f"distill_temperature {config.distill_temperature} is not above 0")
     parent = parent_metadata(config.init_from)
     config = dataclasses.replace(config, model=resolve_model_config(config, parent))
     paddle.seed(config.seed)
@@ -246,7 +267,7 @@ def train(
             raise FileExistsError(f"{out_dir} already holds a training run: resume it or choose another folder")
         started_with = json.loads((out_dir / "config.json").read_text())["config"]
         # A field added since the run started counts as unchanged when it holds its default.
-        defaults = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
+        defaults = json.loads(json.dumps(dataclasses.asdict(TrainConfig())))  # in config.json's form
         changed = sorted(key for key in stored_config if started_with.get(key, defaults.get(key)) != stored_config[key])
         if changed:
             # A resumed run must follow the schedule and data path it started on.
@@ -264,6 +285,16 @@ def train(
         },
         out_dir / "config.json",
     )
+
+    if config.teachers:
+        # The teachers' targets leave out the same classes, so they never ask for one the net cannot give.
+        teachers_say = teacher_targets(
+            teacher_logits(config.teachers, train_set.images, out_dir / TEACHER_LOGITS_FILE),
+            config.distill_temperature,
+            present,
+        )
+        if head_only:
+            teachers_say = np.concatenate([teachers_say, teachers_say])  # the images, then their mirror images
 
     last_accuracy = state["history"][-1]["validation_accuracy"] if state["history"] else None
     run_start, images_done_in_run = time.monotonic(), 0
@@ -289,6 +320,10 @@ def train(
                 labels = paddle.to_tensor(train_set.labels[index])
                 logits = net(paddle.to_tensor(augment_batch(train_set.images[index], rng, config.augment)[:, None]))
             loss = loss_fn(logits + absent_classes_out, labels)
+            if config.teachers:
+                loss = (1 - config.distill_weight) * loss + config.distill_weight * distillation_loss(
+                    logits + absent_classes_out, teachers_say[index], config.distill_temperature
+                )
             loss.backward()
             optimizer.step()
             optimizer.clear_grad()
@@ -354,8 +389,59 @@ def train(
     )
 
 
-def mirrored_features(net: ExpressionNet, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+TEACHER_LOGITS_FILE = "teacher-logits.npz"  # in the run folder: a resumed run reads its teachers once
+
+
+def teacher_logits(folders: tuple[str, ...], images: np.ndarray, cache: Path) -> np.ndarray:
+    """The (N, 7) logits of these model folders' nets for uint8 (N, H, W) crops: each net's averaged over
+    each image and its mirror image, then the nets' averaged. Kept in `cache` with the teachers' weights'
+    SHA-256, and read from it when it holds these teachers' logits of as many images."""
+    teachers = []
+    for folder in folders:
+        metadata = read_metadata(folder)
+        check_files(folder, metadata, [WEIGHTS_FILE])
+        teachers.append((folder, metadata))
+    identity = json.dumps([file_sha256(Path(folder) / WEIGHTS_FILE) for folder in folders])
+    if cache.is_file():
+        with np.load(cache) as kept:
+            if str(kept["teachers"]) == identity and kept["logits"].shape == (len(images), NUM_CLASSES):
+                return kept["logits"]
+    total = np.zeros((len(images), NUM_CLASSES), np.float32)
+    for folder, metadata in teachers:
+        net = ExpressionNet(from_json(ModelConfig, metadata["model_config"]))
+        load_weights(net, Path(folder) / WEIGHTS_FILE)
+        plain, mirrored = mirrored_outputs(net, net, images).reshape(2, len(images), NUM_CLASSES)
+        total += (plain + mirrored) / 2
+    logits = total / len(folders)
+    temporary = cache.with_name(f".{cache.name}.tmp")
+    with temporary.open("wb") as file:
+        np.savez(file, logits=logits, teachers=identity)
+    os.replace(temporary, cache)
+    return logits
+
+
+def teacher_targets(logits: np.ndarray, temperature: float, present: np.ndarray) -> np.ndarray:
+    """The teachers' probabilities at `temperature`, over the classes `present` in the training data only."""
+    scaled = np.where(present, logits / temperature, -np.inf)
+    shifted = np.exp(scaled - scaled.max(axis=1, keepdims=True))
+    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def distillation_loss(logits: paddle.Tensor, targets: np.ndarray, temperature: float) -> paddle.Tensor:
+    """T^2 x the mean cross-entropy from the targets to the net's softmax at temperature T."""
+    log_probabilities = nn.functional.log_softmax(logits / temperature, axis=1)
+    return -(paddle.to_tensor(targets) * log_probabilities).sum(axis=1).mean() * temperature**2
+
+
+def mirrored_features(net: ExpressionNet, images: np.ndarray) -> np.ndarray:
     """The pooled features (2N, C, 1, 1) of uint8 (N, H, W) crops, then of their mirror images, in eval mode."""
+    return mirrored_outputs(net, net.pooled_features, images)
+
+
+def mirrored_outputs(
+    net: ExpressionNet, compute: Callable[[paddle.Tensor], paddle.Tensor], images: np.ndarray, batch_size: int = 256
+) -> np.ndarray:
+    """`compute` of uint8 (N, H, W) crops' pixels, then of their mirror images' (2N, ...), with `net` in eval mode."""
     was_training = net.training
     net.eval()
     outputs = []
@@ -365,7 +451,7 @@ def mirrored_features(net: ExpressionNet, images: np.ndarray, batch_size: int = 
                 batch = images[start : start + batch_size].astype(np.float32)[:, None] / 255.0
                 if mirrored:
                     batch = np.ascontiguousarray(batch[..., ::-1])
-                outputs.append(net.pooled_features(paddle.to_tensor(batch)).numpy())
+                outputs.append(compute(paddle.to_tensor(batch)).numpy())
     if was_training:
         net.train()
     return np.concatenate(outputs)
@@ -389,6 +475,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--learning-rate", type=float)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--init-from", help="model folder to fine-tune from")
+    parser.add_argument(
+        "--teacher", action="append", default=[], metavar="FOLDER", help="a model folder that teaches (repeatable)"
+    )
+    parser.add_argument("--distill-weight", type=float, help="the teachers' share of the loss, with --teacher")
     parser.add_argument("--limit", type=int, help="use only the first N training images (quick trials)")
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     args = parser.parse_args(argv)
@@ -418,6 +508,8 @@ def main(argv: list[str] | None = None) -> None:
         "learning_rate": args.learning_rate,
         "seed": args.seed,
         "init_from": args.init_from,
+        "teachers": tuple(args.teacher) or None,
+        "distill_weight": args.distill_weight,
     }
     config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
     try:
