@@ -396,21 +396,7 @@ def _second_look(picture: Image.Image, detection: _Detection) -> _Detection:
     side = SECOND_LOOK_CONTEXT * max(w, h)
     left, top = x + w / 2 - side / 2, y + h / 2 - side / 2
     step = side / SECOND_LOOK_SIDE  # photo pixels per pixel of the square
-    # The photo's pixels under the square (Pillow's crop is black beyond the photo's edge), then the square's
-    # pixel centres sampled bilinearly where they fall in them: a quarter of the time Pillow's own
-    # transform took to do the same (2000x1500 photo, 7 looks: 1.6 ms against 6.3).
-    region_left, region_top = math.floor(left), math.floor(top)
-    region = np.asarray(picture.crop((region_left, region_top, math.ceil(left + side) + 1, math.ceil(top + side) + 1)))
-    matrix = np.array([[step, 0, left - region_left + step / 2 - 0.5], [0, step, top - region_top + step / 2 - 0.5]])
-    square = cv2.warpAffine(
-        region,
-        matrix,
-        (SECOND_LOOK_SIDE, SECOND_LOOK_SIDE),
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_CONSTANT,
-    )
-    if square.ndim == 2:
-        square = cv2.cvtColor(square, cv2.COLOR_GRAY2RGB)
+    square = look_square(picture, left, top, side)
     for looked in _get_detector()(square, (SECOND_LOOK_SIDE, SECOND_LOOK_SIDE)):
         found = looked.scaled(step)
         centre_x, centre_y = found.box[0] + left + found.box[2] / 2, found.box[1] + top + found.box[3] / 2
@@ -422,6 +408,29 @@ def _second_look(picture: Image.Image, detection: _Detection) -> _Detection:
                 score=detection.score,
             )
     return detection
+
+
+def look_square(picture: Image.Image, left: float, top: float, side: float) -> np.ndarray:
+    """The photo's square of `side` pixels from (left, top) as a SECOND_LOOK_SIDE square, RGB, sampled as Pillow's
+    EXTENT transform samples it, and black beyond the photo's edge: in a quarter of that transform's time
+    (2000x1500 photo, 7 looks: 1.6 ms against 6.3).
+
+    Pixel i of the square has its centre at left + (i + 0.5) x step in the photo's edge coordinates, which is
+    that minus 0.5 in OpenCV's, where pixel centres are whole. Only the photo's pixels under the square are
+    copied out of Pillow (whose crop is black beyond the edge): from half a pixel before it, where the first
+    sample may fall, to one past it, which bilinear sampling reads beside the last."""
+    step = side / SECOND_LOOK_SIDE
+    region_left, region_top = math.floor(left - 0.5), math.floor(top - 0.5)
+    region = np.asarray(picture.crop((region_left, region_top, math.ceil(left + side) + 1, math.ceil(top + side) + 1)))
+    matrix = np.array([[step, 0, left - region_left + step / 2 - 0.5], [0, step, top - region_top + step / 2 - 0.5]])
+    square = cv2.warpAffine(
+        region,
+        matrix,
+        (SECOND_LOOK_SIDE, SECOND_LOOK_SIDE),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+    )
+    return cv2.cvtColor(square, cv2.COLOR_GRAY2RGB) if square.ndim == 2 else square
 
 
 def _scaled_rgb(picture: Image.Image, factor: float, shape: tuple[int, int]) -> np.ndarray:
