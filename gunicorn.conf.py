@@ -20,6 +20,14 @@ def post_worker_init(worker):
     deadlocks a gthread worker on its thread pool's lock until graceful_timeout, then the master
     SIGKILLs it ("Perhaps out of memory?"). The master turns INT into QUIT, which workers still obey.
 
-    And give the memory of large uploads back once they are read (ml.runtime)."""
+    And give the memory of large uploads back once they are read (ml.runtime), and load the active model
+    before serving (classifier.inference.warm_up). The loading thread serves no request: its database
+    connection is closed, not left open for the process's life."""
+    from django.db import connections
+
+    from classifier import inference
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     give_large_allocations_back()
+    inference.warm_up()
+    connections.close_all()

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.db import DatabaseError
 
+from classifier import selectors
 from classifier.models import ModelVersion
 
 if TYPE_CHECKING:
@@ -52,3 +54,19 @@ def predictor_for(model_version: ModelVersion) -> "Predictor":
                 logger.error("Model version %s cannot be loaded: %s", model_version.version, error)
                 raise ModelUnavailable(str(error)) from error
         return _loaded[1]
+
+
+def warm_up() -> None:
+    """Load the active version's Predictor now, as a web process starts, so that no request waits for Paddle's
+    import and the model's load: seconds on a busy machine, where a health probe timed out on a process's
+    first request. Read-only: a database not yet migrated, no active version, or one that cannot load is left
+    to the first request, which handles it as it always has."""
+    try:
+        model_version = selectors.active_model_version()
+    except DatabaseError:
+        return
+    if model_version is not None:
+        try:
+            predictor_for(model_version)
+        except ModelUnavailable:
+            pass  # predictor_for logged it; the first prediction records it and falls back
