@@ -23,6 +23,7 @@ import paddle
 from paddle import nn
 
 from ml.augment import AugmentConfig, augment_batch
+from ml.calibration import softmax
 from ml.data import LabelledImages, read_dataset
 from ml.labels import NUM_CLASSES
 from ml.model import ExpressionNet, ModelConfig, load_weights, predict_probabilities
@@ -422,9 +423,7 @@ def teacher_logits(folders: tuple[str, ...], images: np.ndarray, cache: Path) ->
 
 def teacher_targets(logits: np.ndarray, temperature: float, present: np.ndarray) -> np.ndarray:
     """The teachers' probabilities at `temperature`, over the classes `present` in the training data only."""
-    scaled = np.where(present, logits / temperature, -np.inf)
-    shifted = np.exp(scaled - scaled.max(axis=1, keepdims=True))
-    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
+    return softmax(np.where(present, logits, -np.inf), temperature)
 
 
 def distillation_loss(logits: paddle.Tensor, targets: np.ndarray, temperature: float) -> paddle.Tensor:
