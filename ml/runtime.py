@@ -3,7 +3,10 @@ which reduced-precision arithmetic the CPU does in hardware.
 
 Paddle sets OMP_NUM_THREADS=1 when it is unset, and its bundled MKL takes a slow
 path on AMD CPUs unless MKL_DEBUG_CPU_TYPE=5; both measured on a 2-core EPYC
-(training 40 -> ~100 images/s). `ml/__init__.py` imports this module, so any `import ml.…` comes before paddle.
+(training 40 -> ~100 images/s). On Intel CPUs that setting only holds MKL to its AVX2 path: training ran
+at 59.6 images/s with it and 69.4 without (2-core Xeon with AVX-512, four alternating runs each of
+`python bench/bench_training.py --steps 40 --one '{}'`), so it is set on AMD CPUs alone.
+`ml/__init__.py` imports this module, so any `import ml.…` comes before paddle.
 """
 
 import ctypes
@@ -19,7 +22,6 @@ def usable_cores() -> int:
 
 
 os.environ.setdefault("OMP_NUM_THREADS", str(usable_cores()))
-os.environ.setdefault("MKL_DEBUG_CPU_TYPE", "5")
 os.environ.setdefault("GLOG_minloglevel", "2")
 
 
@@ -64,22 +66,40 @@ CPU_INFO = Path("/proc/cpuinfo")
 
 
 @functools.cache
+def cpu_info_text() -> str:
+    """/proc/cpuinfo as read once, or "" where there is none."""
+    try:
+        return CPU_INFO.read_text()
+    except OSError:
+        return ""
+
+
 def cpu_features() -> frozenset[str]:
     """The feature flags of the CPU as Linux lists them (x86's "flags", ARM's "Features"); none elsewhere."""
-    try:
-        text = CPU_INFO.read_text()
-    except OSError:
-        return frozenset()
-    return features_listed(text)
+    return features_listed(cpu_info_text())
+
+
+def first_core_value(cpu_info: str, names: tuple[str, ...]) -> str:
+    """The value of the first line named one of `names` in a /proc/cpuinfo text (the first core's), or ""."""
+    for line in cpu_info.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() in names:
+            return value.strip()
+    return ""
 
 
 def features_listed(cpu_info: str) -> frozenset[str]:
     """The flags named on the first core's flags or Features line of a /proc/cpuinfo text."""
-    for line in cpu_info.splitlines():
-        name, _, value = line.partition(":")
-        if name.strip() in ("flags", "Features"):
-            return frozenset(value.split())
-    return frozenset()
+    return frozenset(first_core_value(cpu_info, ("flags", "Features")).split())
+
+
+def math_library_settings(cpu_info: str) -> dict[str, str]:
+    """The environment MKL is to start with on the CPU a /proc/cpuinfo text describes (see the module's text)."""
+    return {"MKL_DEBUG_CPU_TYPE": "5"} if first_core_value(cpu_info, ("vendor_id",)) == "AuthenticAMD" else {}
+
+
+for _name, _value in math_library_settings(cpu_info_text()).items():
+    os.environ.setdefault(_name, _value)
 
 
 def computes_half_precision(features: frozenset[str] | None = None) -> bool:
