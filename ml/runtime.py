@@ -21,8 +21,36 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
+CPU_INFO = Path("/proc/cpuinfo")
+
+
+@functools.cache
+def cpu_info_text() -> str:
+    """/proc/cpuinfo as read once, or "" where there is none."""
+    try:
+        return CPU_INFO.read_text()
+    except OSError:
+        return ""
+
+
+def first_core_value(cpu_info: str, names: tuple[str, ...]) -> str:
+    """The value of the first line named one of `names` in a /proc/cpuinfo text (the first core's), or ""."""
+    for line in cpu_info.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() in names:
+            return value.strip()
+    return ""
+
+
+def math_library_settings(cpu_info: str) -> dict[str, str]:
+    """The environment MKL is to start with on the CPU a /proc/cpuinfo text describes (see the module's text)."""
+    return {"MKL_DEBUG_CPU_TYPE": "5"} if first_core_value(cpu_info, ("vendor_id",)) == "AuthenticAMD" else {}
+
+
 os.environ.setdefault("OMP_NUM_THREADS", str(usable_cores()))
 os.environ.setdefault("GLOG_minloglevel", "2")
+for _name, _value in math_library_settings(cpu_info_text()).items():
+    os.environ.setdefault(_name, _value)
 
 
 def math_threads() -> int:
@@ -62,44 +90,14 @@ def give_large_allocations_back() -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, LARGE_ALLOCATION_BYTES))
 
 
-CPU_INFO = Path("/proc/cpuinfo")
-
-
-@functools.cache
-def cpu_info_text() -> str:
-    """/proc/cpuinfo as read once, or "" where there is none."""
-    try:
-        return CPU_INFO.read_text()
-    except OSError:
-        return ""
-
-
 def cpu_features() -> frozenset[str]:
     """The feature flags of the CPU as Linux lists them (x86's "flags", ARM's "Features"); none elsewhere."""
     return features_listed(cpu_info_text())
 
 
-def first_core_value(cpu_info: str, names: tuple[str, ...]) -> str:
-    """The value of the first line named one of `names` in a /proc/cpuinfo text (the first core's), or ""."""
-    for line in cpu_info.splitlines():
-        name, _, value = line.partition(":")
-        if name.strip() in names:
-            return value.strip()
-    return ""
-
-
 def features_listed(cpu_info: str) -> frozenset[str]:
     """The flags named on the first core's flags or Features line of a /proc/cpuinfo text."""
     return frozenset(first_core_value(cpu_info, ("flags", "Features")).split())
-
-
-def math_library_settings(cpu_info: str) -> dict[str, str]:
-    """The environment MKL is to start with on the CPU a /proc/cpuinfo text describes (see the module's text)."""
-    return {"MKL_DEBUG_CPU_TYPE": "5"} if first_core_value(cpu_info, ("vendor_id",)) == "AuthenticAMD" else {}
-
-
-for _name, _value in math_library_settings(cpu_info_text()).items():
-    os.environ.setdefault(_name, _value)
 
 
 def computes_half_precision(features: frozenset[str] | None = None) -> bool:
