@@ -16,7 +16,9 @@ active version is least sure of first, as the review queue offers them.
 Printed per point: the candidate's and the then active version's accuracy on the unseen
 performers' photos (whole photos: decoded, searched by find_faces, classified; a photo with no
 face found counts as wrong) and on FER2013 PrivateTest, the gate's decision, and the time; then
-the candidate's recall per expression on the unseen performers (the base version's comes first).
+the candidate's recall per expression on the unseen performers (the base version's comes first), and its
+expected calibration error there (15 bins, on the faces found; a candidate's also as it would be at its
+parent's temperature, which it kept before retraining fitted its own on the reviewed faces).
 The Taiwanese set's licence allows evaluation only: nothing trained here is ever shipped.
 """
 
@@ -76,10 +78,12 @@ def main() -> None:
         from classifier import retraining, selectors, services
         from classifier.inference import model_folder
         from classifier.models import ModelVersion, TrainingJob
+        from ml.calibration import expected_calibration_error, softmax
         from ml.data import read_fer2013_by_usage
-        from ml.evaluate import evaluate_model, predict_all
+        from ml.evaluate import evaluate_model, in_batches, predict_all
         from ml.faces import find_faces
         from ml.labels import EXPRESSIONS, INDEX_OF
+        from ml.model_folder import inference_settings, read_metadata
         from ml.predictor import Predictor
 
         settings.EMOTIONSITE_RETRAIN = dataclasses.replace(
@@ -87,6 +91,7 @@ def main() -> None:
         )
         services.model_versions_register()
         base = ModelVersion.objects.get(state=ModelVersion.State.ACTIVE)
+        base_temperature = inference_settings(read_metadata(model_folder(base))).temperature
         performers = photos_by_performer(args.taiwanese)
         drawn = list(np.random.default_rng(SPLIT_SEED).permutation(sorted(performers)))
         reviewed_people, unseen_people = drawn[:REVIEWED_PERFORMERS], drawn[REVIEWED_PERFORMERS:]
@@ -113,18 +118,28 @@ def main() -> None:
         print(f"unseen photos with a face found: {found.sum()} of {len(found)}")
 
         recalls_read = {}  # a version's recall per expression on the unseen performers, by version
+        calibration_read = {}  # its expected calibration error on their faces found, by version
 
         def unseen_accuracy(predictor: Predictor) -> float:
+            probabilities = predict_all(predictor, crops)
             predicted = np.full(len(labels), -1)
-            predicted[found] = predict_all(predictor, crops).argmax(axis=1)
+            predicted[found] = probabilities.argmax(axis=1)
             right = predicted == labels
             recalls_read[predictor.version] = {
                 name: right[labels == index].mean() for index, name in enumerate(EXPRESSIONS) if (labels == index).any()
             }
+            words = f"{expected_calibration_error(probabilities, labels[found]):.3f}"
+            if predictor.version != base.version:  # and as it would be with its parent's temperature
+                inherited = softmax(in_batches(predictor.logits, crops), base_temperature)
+                words += (
+                    f" ({expected_calibration_error(inherited, labels[found]):.3f} at {base.version}'s temperature)"
+                )
+            calibration_read[predictor.version] = words
             return float(right.mean())
 
         def recalls(version: ModelVersion) -> str:
-            return " ".join(f"{name} {recall:.0%}" for name, recall in recalls_read[version.version].items())
+            recall = " ".join(f"{name} {recall:.0%}" for name, recall in recalls_read[version.version].items())
+            return f"{recall}; expected calibration error {calibration_read[version.version]}"
 
         def figures(version: ModelVersion) -> tuple[float, float]:
             predictor = Predictor.load(model_folder(version), threads=1)
