@@ -121,7 +121,6 @@ class EnsembleNet(nn.Layer):
         if len(configs) < 2:
             raise ValueError(f"an ensemble has at least two members, not {len(configs)}")
         self.members = nn.LayerList([ExpressionNet(config) for config in configs])
-        self.channels = tuple(config.channels for config in configs)
         self._widths = [config.channels[-1] for config in configs]
 
     def stages(self, count: int) -> nn.Sequential:
