@@ -17,8 +17,7 @@ Printed per point: the candidate's and the then active version's accuracy on the
 performers' photos (whole photos: decoded, searched by find_faces, classified; a photo with no
 face found counts as wrong) and on FER2013 PrivateTest, the gate's decision, and the time; then
 the candidate's recall per expression on the unseen performers (the base version's comes first), and its
-expected calibration error there (15 bins, on the faces found; a candidate's also as it would be at its
-parent's temperature, which it kept before retraining fitted its own on the reviewed faces).
+expected calibration error there (15 bins, on the faces found).
 The Taiwanese set's licence allows evaluation only: nothing trained here is ever shipped.
 """
 
@@ -78,12 +77,11 @@ def main() -> None:
         from classifier import retraining, selectors, services
         from classifier.inference import model_folder
         from classifier.models import ModelVersion, TrainingJob
-        from ml.calibration import expected_calibration_error, softmax
+        from ml.calibration import expected_calibration_error
         from ml.data import read_fer2013_by_usage
-        from ml.evaluate import evaluate_model, in_batches, predict_all
+        from ml.evaluate import evaluate_model, predict_all
         from ml.faces import find_faces
         from ml.labels import EXPRESSIONS, INDEX_OF
-        from ml.model_folder import inference_settings, read_metadata
         from ml.predictor import Predictor
 
         settings.EMOTIONSITE_RETRAIN = dataclasses.replace(
@@ -91,7 +89,6 @@ def main() -> None:
         )
         services.model_versions_register()
         base = ModelVersion.objects.get(state=ModelVersion.State.ACTIVE)
-        base_temperature = inference_settings(read_metadata(model_folder(base))).temperature
         performers = photos_by_performer(args.taiwanese)
         drawn = list(np.random.default_rng(SPLIT_SEED).permutation(sorted(performers)))
         reviewed_people, unseen_people = drawn[:REVIEWED_PERFORMERS], drawn[REVIEWED_PERFORMERS:]
@@ -128,18 +125,12 @@ def main() -> None:
             recalls_read[predictor.version] = {
                 name: right[labels == index].mean() for index, name in enumerate(EXPRESSIONS) if (labels == index).any()
             }
-            words = f"{expected_calibration_error(probabilities, labels[found]):.3f}"
-            if predictor.version != base.version:  # and as it would be with its parent's temperature
-                inherited = softmax(in_batches(predictor.logits, crops), base_temperature)
-                words += (
-                    f" ({expected_calibration_error(inherited, labels[found]):.3f} at {base.version}'s temperature)"
-                )
-            calibration_read[predictor.version] = words
+            calibration_read[predictor.version] = expected_calibration_error(probabilities, labels[found])
             return float(right.mean())
 
         def recalls(version: ModelVersion) -> str:
             recall = " ".join(f"{name} {recall:.0%}" for name, recall in recalls_read[version.version].items())
-            return f"{recall}; expected calibration error {calibration_read[version.version]}"
+            return f"{recall}; expected calibration error {calibration_read[version.version]:.3f}"
 
         def figures(version: ModelVersion) -> tuple[float, float]:
             predictor = Predictor.load(model_folder(version), threads=1)

@@ -15,9 +15,7 @@ A worker told to stop (SIGTERM, SIGINT) fails its job at once, saying so, remove
 Paddle is imported inside the worker's functions only: the web processes that request jobs never need it.
 """
 
-import dataclasses
 import logging
-import math
 import os
 import shutil
 import threading
@@ -173,7 +171,6 @@ class JobCancelled(Exception):
 
 
 def _train_and_decide(job: TrainingJob, work_folder: Path, channel: _JobChannel, stop: StopOnSignal) -> None:
-    from ml.calibrate import fitted_calibration
     from ml.data import read_fer2013_by_usage
     from ml.export import export_run
     from ml.predictor import Predictor
@@ -234,16 +231,6 @@ def _train_and_decide(job: TrainingJob, work_folder: Path, channel: _JobChannel,
 
     metadata = read_metadata(folder)
     metadata["metrics"] |= evaluation
-    # The confidence it shows is fitted to the site's own faces: a temperature fitted on FER2013 overstates it
-    # on people unlike FER2013's. Fitted on the faces it never trained on; the temperature leaves every
-    # prediction's label, so the gate's comparison, as it was.
-    calibration_faces = LabelledImages.concatenate([faces.validation, faces.held_out])
-    if len(calibration_faces) >= options.get("calibration_min_faces", math.inf):  # not in a job queued before it
-        calibration = fitted_calibration(candidate, calibration_faces)
-        metadata["inference"] = dataclasses.asdict(
-            dataclasses.replace(candidate.settings, temperature=calibration["temperature"])
-        )
-        metadata["calibration"] = {"data": "reviewed faces of the validation and held-out splits"} | calibration
     metadata["training"] |= {
         "training_job": job.pk,
         "reviewed_faces": {

@@ -724,7 +724,6 @@ def retrain_request(
         "reference_margin": retrain.reference_margin,
         "reference_data": str(reference_data) if reference_data else None,
         "reference_images": retrain.reference_images if reference_data else 0,
-        "calibration_min_faces": retrain.calibration_min_faces,
     }
     try:
         with transaction.atomic():

@@ -109,9 +109,6 @@ class RetrainSettings:
     parent_share: float = 0.3  # of the base version's weights in the candidate's (ml.train's parent_share)
     class_weight_power: float = 0.5  # loss weight per expression: its review count ** -power
     reference_images: int = 1500  # reference Training rows mixed in (a random sample), when configured
-    # The candidate's temperature is fitted anew on the reviewed faces it never trained on (validation and
-    # held-out) when there are at least this many; with fewer, a fit is noise, and it keeps its parent's.
-    calibration_min_faces: int = 100
     # The gate (ml.promotion): the candidate must not be worse than the active version by more than this,
     # at 95% confidence, on the held-out reviewed faces (and be ahead there), and on PublicTest with
     # reference data by more than reference_margin.

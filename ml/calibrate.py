@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ml.calibration import expected_calibration_error, fit_temperature, softmax
-from ml.data import LabelledImages, read_dataset
+from ml.data import read_dataset
 from ml.evaluate import in_batches
 from ml.model_folder import FILES, METADATA_FILE, ModelFolderError, read_metadata, staged_folder, write_metadata
 from ml.predictor import ModelLoadError, Predictor
@@ -41,27 +41,21 @@ def calibrate_model(
             "inference": {"mirror": mirror, "temperature": 1.0},
         }
         write_metadata(staging, metadata)
-        calibration = fitted_calibration(Predictor.load(staging), data)
-        metadata["inference"]["temperature"] = calibration["temperature"]
-        metadata["calibration"] = {"data": data_spec} | calibration
+        predictor = Predictor.load(staging)
+        logits = in_batches(predictor.logits, data.images)
+        temperature = fit_temperature(logits, data.labels)
+        metadata["inference"]["temperature"] = temperature
+        metadata["calibration"] = {
+            "data": data_spec,
+            "count": len(data),
+            "computed_in": predictor.computes_in,
+            "temperature": temperature,
+            "accuracy": float((logits.argmax(axis=1) == data.labels).mean()),
+            "expected_calibration_error_before": expected_calibration_error(softmax(logits), data.labels),
+            "expected_calibration_error_after": expected_calibration_error(softmax(logits, temperature), data.labels),
+        }
         write_metadata(staging, metadata)
     return Path(out_dir) / version
-
-
-def fitted_calibration(predictor: Predictor, data: LabelledImages) -> dict:
-    """The temperature that fits the predictor's logits for `data`, with its accuracy there and its expected
-    calibration error before (at the predictor's own temperature) and after."""
-    logits = in_batches(predictor.logits, data.images)
-    temperature = fit_temperature(logits, data.labels)
-    before = softmax(logits, predictor.settings.temperature)
-    return {
-        "count": len(data),
-        "computed_in": predictor.computes_in,
-        "temperature": temperature,
-        "accuracy": float((logits.argmax(axis=1) == data.labels).mean()),
-        "expected_calibration_error_before": expected_calibration_error(before, data.labels),
-        "expected_calibration_error_after": expected_calibration_error(softmax(logits, temperature), data.labels),
-    }
 
 
 def main(argv: list[str] | None = None) -> None:

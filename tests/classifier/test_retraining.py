@@ -18,10 +18,7 @@ from django_tasks_db.models import DBTaskResult
 from classifier import retraining, selectors, services, training_data
 from classifier.models import Face, ModelVersion, TrainingJob
 from classifier.services import CancelRefused, RetrainRefused
-from ml.calibration import negative_log_likelihood
-from ml.data import LabelledImages
 from ml.labels import EXPRESSIONS, INPUT_SIZE
-from ml.predictor import Predictor
 from ml.promotion import compare_paired
 from tests.classifier.retrain_site import SAME_CAPTURE_IDS, TEST_RETRAIN, retrain_site, reviewed_faces
 from tests.conftest import db_worker_running, make_user
@@ -178,51 +175,6 @@ def test_a_candidate_that_is_not_ahead_is_kept_as_rejected(tiny_active, staff_us
     assert (
         "difference +0.0 points" in job.model_version.decision and "too few faces to tell" in job.model_version.decision
     )
-
-
-@pytest.mark.slow
-@SAME_CAPTURE_IDS
-def test_a_candidate_shows_confidence_fitted_on_the_reviewed_faces_it_never_trained_on(
-    tiny_active, staff_user, settings
-):
-    reviewed_faces(staff_user, 140, label_shift=1)
-    settings.EMOTIONSITE_RETRAIN = replace(LEARNS_THE_SHIFT, calibration_min_faces=20)
-    job = services.retrain_request(requested_by=staff_user)
-    retraining.training_job_run(job.pk)
-
-    job.refresh_from_db()
-    folder = Path(settings.EMOTIONSITE_MODEL_DIR) / job.model_version.path
-    metadata = json.loads((folder / "model.json").read_text())
-    calibration = metadata["calibration"]
-    untrained = training_data.reviewed_faces()
-    assert calibration["count"] == len(untrained.validation) + len(untrained.held_out) >= 20
-    assert metadata["inference"] == {"mirror": False, "temperature": calibration["temperature"]}
-    assert calibration["temperature"] != 1.0  # tiny-1's, which it had before
-    predictor = Predictor.load(folder)
-    assert predictor.settings.temperature == calibration["temperature"]
-    # The fitted temperature explains those faces' expressions better than the one it replaced.
-    faces = LabelledImages.concatenate([untrained.validation, untrained.held_out])
-    logits = predictor.logits(faces.images)
-    fitted, before = calibration["temperature"], 1.0
-    assert negative_log_likelihood(logits, faces.labels, fitted) < negative_log_likelihood(logits, faces.labels, before)
-    # The fit changes how sure it says it is, never what it says: the held-out accuracy the gate read stands.
-    right = predictor.predict(untrained.held_out.images).argmax(axis=1) == untrained.held_out.labels
-    assert right.mean() == job.model_version.metrics["held_out"]["candidate"]["accuracy"]
-
-
-@pytest.mark.slow
-@SAME_CAPTURE_IDS
-def test_with_too_few_untrained_reviewed_faces_a_candidate_keeps_its_parents_confidence(
-    tiny_active, staff_user, settings
-):
-    reviewed_faces(staff_user, 140, label_shift=1)
-    settings.EMOTIONSITE_RETRAIN = replace(LEARNS_THE_SHIFT, calibration_min_faces=1000)
-    job = services.retrain_request(requested_by=staff_user)
-    retraining.training_job_run(job.pk)
-
-    job.refresh_from_db()
-    metadata = json.loads((Path(settings.EMOTIONSITE_MODEL_DIR) / job.model_version.path / "model.json").read_text())
-    assert "calibration" not in metadata and "inference" not in metadata  # read as tiny-1 is: one plain pass
 
 
 def evaluation_of(candidate_right: list[bool], active_right: list[bool]) -> dict:
