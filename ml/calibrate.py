@@ -4,8 +4,6 @@ The new folder holds the same net as --model, read with its mirror image too whe
 given, and a temperature fitted on --data (FER2013 PublicTest: never trained on, never the
 report's PrivateTest) so that its confidence matches its accuracy (`ml.calibration`). It appears
 under its final name only once complete, with the fit's figures in model.json's "calibration".
-Its parent is --model's version, or --parent's: the shipped version it succeeds, when --model is
-a folder that never ships (an ensemble not yet calibrated), so that a site upgrades to it.
 """
 
 import argparse
@@ -21,22 +19,20 @@ from ml.model_folder import FILES, METADATA_FILE, ModelFolderError, read_metadat
 from ml.predictor import ModelLoadError, Predictor
 
 
-def calibrate_model(
-    model_dir: str | Path, data_spec: str, out_dir: str | Path, *, version: str, mirror: bool, parent: str | None = None
-) -> Path:
+def calibrate_model(model_dir: str | Path, data_spec: str, out_dir: str | Path, *, version: str, mirror: bool) -> Path:
     """Write `out_dir/version`: the net of `model_dir` with a fitted temperature (and mirroring); its path."""
     model_dir = Path(model_dir)
-    source = read_metadata(model_dir)
+    parent = read_metadata(model_dir)
     with staged_folder(out_dir, version) as staging:
         data, _ = read_dataset(data_spec)
         for name in FILES:
             if name != METADATA_FILE:
                 shutil.copyfile(model_dir / name, staging / name)
         # The parent's net and how it was trained; not what was measured or decided of the parent itself.
-        inherited = {key: value for key, value in source.items() if key not in ("metrics", "decision", "promoted")}
+        inherited = {key: value for key, value in parent.items() if key not in ("metrics", "decision", "promoted")}
         metadata = inherited | {
             "version": version,
-            "parent": parent or source["version"],
+            "parent": parent["version"],
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "inference": {"mirror": mirror, "temperature": 1.0},
         }
@@ -65,12 +61,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="models folder; the new version is written as a subfolder")
     parser.add_argument("--version", required=True, help="the new version's name")
     parser.add_argument("--mirror", action="store_true", help="also read each crop's mirror image")
-    parser.add_argument("--parent", help="the version the new one succeeds (default: --model's)")
     args = parser.parse_args(argv)
     try:
-        folder = calibrate_model(
-            args.model, args.data, args.out, version=args.version, mirror=args.mirror, parent=args.parent
-        )
+        folder = calibrate_model(args.model, args.data, args.out, version=args.version, mirror=args.mirror)
     except (FileExistsError, ValueError, ModelFolderError, ModelLoadError) as error:
         sys.exit(f"ml.calibrate: {error}")
     calibration = read_metadata(folder)["calibration"]

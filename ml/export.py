@@ -4,6 +4,7 @@ The folder appears under its final name only once complete, so a half-written ve
 """
 
 import argparse
+import dataclasses
 import json
 import shutil
 from datetime import UTC, datetime
@@ -12,14 +13,14 @@ from pathlib import Path
 import paddle
 
 from ml.labels import EXPRESSIONS, INPUT_SIZE
-from ml.model import NetConfig, build_net, load_weights
+from ml.model import ExpressionNet, ModelConfig, load_weights
 from ml.model_folder import INFERENCE_PREFIX, WEIGHTS_FILE, staged_folder, write_metadata
-from ml.train import TrainConfig, net_config_to_json, parent_metadata
+from ml.train import TrainConfig, parent_metadata
 
 
 def export_model(
     weights: str | Path,
-    model_config: NetConfig,
+    model_config: ModelConfig,
     out_dir: str | Path,
     *,
     version: str,
@@ -32,7 +33,7 @@ def export_model(
 
     `inference` is how the net is to be read (ml.model_folder.InferenceSettings), absent for one plain pass.
     """
-    net = build_net(model_config)
+    net = ExpressionNet(model_config)
     load_weights(net, weights)
     net.eval()
     with staged_folder(out_dir, version) as staging:
@@ -46,7 +47,7 @@ def export_model(
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "labels": list(EXPRESSIONS),
             "input_size": INPUT_SIZE,
-            "model_config": net_config_to_json(model_config),
+            "model_config": dataclasses.asdict(model_config),
             "parent": parent,  # the version it was fine-tuned from
             "metrics": metrics or {},
             "training": training or {},

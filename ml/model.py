@@ -3,10 +3,6 @@
 Input: a batch of grey crops, shape (N, 1, INPUT_SIZE, INPUT_SIZE), float32 scaled to [0, 1]
 and normalised by the model itself, so exported models take raw [0, 1] pixels.
 Output: logits for the 7 expressions in `ml.labels.EXPRESSIONS` order.
-
-Several such nets, trained apart, can be read as one (`EnsembleNet`): the mean of their logits. Their
-errors differ, so the mean is right more often than any one of them; it exports as one graph, and is
-fine-tuned whole, as one net is.
 """
 
 from dataclasses import dataclass
@@ -112,50 +108,6 @@ class ExpressionNet(nn.Layer):
         return self.head(self.pooled_features(pixels))
 
 
-class EnsembleNet(nn.Layer):
-    """ExpressionNets read as one: the mean of their logits. Its weights are each member's, under
-    `members.<i>.`; it offers what training asks of a net (`stages`, `pooled_features`, `head`)."""
-
-    def __init__(self, configs: tuple[ModelConfig, ...]):
-        super().__init__()
-        if len(configs) < 2:
-            raise ValueError(f"an ensemble has at least two members, not {len(configs)}")
-        self.members = nn.LayerList([ExpressionNet(config) for config in configs])
-        self._widths = [config.channels[-1] for config in configs]
-
-    def stages(self, count: int) -> nn.Sequential:
-        """Every member's first `count` stages, as one layer (to freeze; it is not run)."""
-        return nn.Sequential(*[member.stages(count) for member in self.members])
-
-    def pooled_features(self, pixels: paddle.Tensor) -> paddle.Tensor:
-        """The members' pooled features side by side along the channels, (N, sum of C, 1, 1)."""
-        return paddle.concat([member.pooled_features(pixels) for member in self.members], axis=1)
-
-    def head(self, features: paddle.Tensor) -> paddle.Tensor:
-        """The mean of the members' heads, each reading its own part of `pooled_features`."""
-        parts = paddle.split(features, self._widths, axis=1)
-        return paddle.stack([member.head(part) for member, part in zip(self.members, parts, strict=True)]).mean(0)
-
-    def forward(self, pixels: paddle.Tensor) -> paddle.Tensor:
-        return paddle.stack([member(pixels) for member in self.members]).mean(0)
-
-
-NetConfig = ModelConfig | tuple[ModelConfig, ...]  # one net's, or an ensemble's members'
-
-
-def build_net(config: NetConfig) -> ExpressionNet | EnsembleNet:
-    return EnsembleNet(config) if isinstance(config, tuple) else ExpressionNet(config)
-
-
-def stage_count(config: NetConfig) -> int:
-    """The convolution stages of the net, or of its shallowest member."""
-    return min(len(member.channels) for member in members_of(config))
-
-
-def members_of(config: NetConfig) -> tuple[ModelConfig, ...]:
-    return config if isinstance(config, tuple) else (config,)
-
-
 def load_weights(net: nn.Layer, path: str | Path) -> None:
     """Load a saved state dict into `net`, refusing missing, extra or misshapen weights (Paddle only warns)."""
     missing, unexpected = net.set_state_dict(paddle.load(str(path)))
@@ -166,7 +118,7 @@ def load_weights(net: nn.Layer, path: str | Path) -> None:
         )
 
 
-def predict_probabilities(net: ExpressionNet | EnsembleNet, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def predict_probabilities(net: ExpressionNet, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Softmax probabilities (N, 7) for uint8 (N, H, W) crops, in eager mode (training and checkpoints)."""
     was_training = net.training
     net.eval()

@@ -26,17 +26,7 @@ from ml.augment import AugmentConfig, augment_batch
 from ml.calibration import softmax
 from ml.data import LabelledImages, read_dataset
 from ml.labels import NUM_CLASSES
-from ml.model import (
-    EnsembleNet,
-    ExpressionNet,
-    ModelConfig,
-    NetConfig,
-    build_net,
-    load_weights,
-    members_of,
-    predict_probabilities,
-    stage_count,
-)
+from ml.model import ExpressionNet, ModelConfig, load_weights, predict_probabilities
 from ml.model_folder import METADATA_FILE, WEIGHTS_FILE, check_files, file_sha256, read_metadata
 from ml.runtime import use_math_threads
 
@@ -44,19 +34,6 @@ from ml.runtime import use_math_threads
 def from_json(config_class: type, values: dict):
     """A frozen config dataclass from its JSON form, where tuples were written as lists."""
     return config_class(**{key: tuple(value) if isinstance(value, list) else value for key, value in values.items()})
-
-
-def net_config_from_json(values: dict | list) -> NetConfig:
-    """A "model_config" (model.json, a run's config): one net's fields, or a list of them for an ensemble."""
-    if isinstance(values, list):
-        return tuple(from_json(ModelConfig, member) for member in values)
-    return from_json(ModelConfig, values)
-
-
-def net_config_to_json(config: NetConfig) -> dict | list:
-    if isinstance(config, tuple):
-        return [dataclasses.asdict(member) for member in config]
-    return dataclasses.asdict(config)
 
 
 @dataclass
@@ -92,9 +69,8 @@ class TrainConfig:
     distill_weight: float = 0.0
     distill_temperature: float = 2.0
     # None: the parent's net when fine-tuning, else ModelConfig(). A fine-tune given a net must keep
-    # the parent's weight shapes; it may change the rest (dropout, working size). An ensemble's
-    # (ml.model.EnsembleNet) is its members' configs; it is fine-tuned whole.
-    model: NetConfig | None = None
+    # the parent's weight shapes; it may change the rest (dropout, working size).
+    model: ModelConfig | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     @classmethod
@@ -106,7 +82,7 @@ class TrainConfig:
         return cls(
             **values,
             teachers=teachers,
-            model=net_config_from_json(model) if model is not None else None,
+            model=from_json(ModelConfig, model) if model is not None else None,
             augment=augment,
         )
 
@@ -209,14 +185,14 @@ def blend_with_parent(state: dict, parent_state: dict[str, np.ndarray], parent_s
     }
 
 
-def weight_shapes(model: NetConfig) -> tuple:
-    """The fields that fix the shapes of a net's weights (of each member's, for an ensemble)."""
-    return tuple((member.channels, member.convs_per_stage, member.hidden) for member in members_of(model))
+def weight_shapes(model: ModelConfig) -> tuple:
+    """The fields that fix the shapes of a net's weights."""
+    return model.channels, model.convs_per_stage, model.hidden
 
 
-def resolve_model_config(config: TrainConfig, parent: dict | None) -> NetConfig:
+def resolve_model_config(config: TrainConfig, parent: dict | None) -> ModelConfig:
     """The net to train: the config's, checked against the parent's model.json, or the parent's, or the default."""
-    parent_model = net_config_from_json(parent["model_config"]) if parent else None
+    parent_model = from_json(ModelConfig, parent["model_config"]) if parent else None
     if config.model is None:
         return parent_model or ModelConfig()
     if parent_model is not None and weight_shapes(config.model) != weight_shapes(parent_model):
@@ -255,17 +231,17 @@ def train(
     parent = parent_metadata(config.init_from)
     config = dataclasses.replace(config, model=resolve_model_config(config, parent))
     paddle.seed(config.seed)
-    net = build_net(config.model)
+    net = ExpressionNet(config.model)
     if config.init_from:
         if parent is not None:  # an exported model folder, whose model.json records its weights' checksum
             check_files(config.init_from, parent, [WEIGHTS_FILE])
         load_weights(net, Path(config.init_from) / WEIGHTS_FILE)
     parent_state = {name: value.numpy() for name, value in net.state_dict().items()} if config.parent_share else {}
-    kept = build_net(config.model) if config.parent_share else net  # the net that is validated and kept
+    kept = ExpressionNet(config.model) if config.parent_share else net  # the net that is validated and kept
     frozen = net.stages(config.frozen_stages)
     for parameter in frozen.parameters():
         parameter.stop_gradient = True
-    head_only = config.frozen_stages >= stage_count(config.model)
+    head_only = config.frozen_stages >= len(config.model.channels)
     if head_only:
         training_features = mirrored_features(net, train_set.images)
         training_labels = np.concatenate([train_set.labels, train_set.labels])
@@ -433,7 +409,7 @@ def teacher_logits(folders: tuple[str, ...], images: np.ndarray, cache: Path) ->
                 return kept["logits"]
     total = np.zeros((len(images), NUM_CLASSES), np.float32)
     for folder, metadata in teachers:
-        net = build_net(net_config_from_json(metadata["model_config"]))
+        net = ExpressionNet(from_json(ModelConfig, metadata["model_config"]))
         load_weights(net, Path(folder) / WEIGHTS_FILE)
         plain, mirrored = mirrored_outputs(net, net, images).reshape(2, len(images), NUM_CLASSES)
         total += (plain + mirrored) / 2
@@ -456,16 +432,13 @@ def distillation_loss(logits: paddle.Tensor, targets: np.ndarray, temperature: f
     return -(paddle.to_tensor(targets) * log_probabilities).sum(axis=1).mean() * temperature**2
 
 
-def mirrored_features(net: ExpressionNet | EnsembleNet, images: np.ndarray) -> np.ndarray:
+def mirrored_features(net: ExpressionNet, images: np.ndarray) -> np.ndarray:
     """The pooled features (2N, C, 1, 1) of uint8 (N, H, W) crops, then of their mirror images, in eval mode."""
     return mirrored_outputs(net, net.pooled_features, images)
 
 
 def mirrored_outputs(
-    net: ExpressionNet | EnsembleNet,
-    compute: Callable[[paddle.Tensor], paddle.Tensor],
-    images: np.ndarray,
-    batch_size: int = 256,
+    net: ExpressionNet, compute: Callable[[paddle.Tensor], paddle.Tensor], images: np.ndarray, batch_size: int = 256
 ) -> np.ndarray:
     """`compute` of uint8 (N, H, W) crops' pixels, then of their mirror images' (2N, ...), with `net` in eval mode."""
     was_training = net.training

@@ -105,11 +105,6 @@ def test_calibrate_writes_a_new_version_with_the_fitted_temperature(tiny_model_d
     with pytest.raises(FileExistsError):
         calibrate_model(tiny_model_dir, f"folder:{data_dir}", tmp_path / "models", version="tiny-c", mirror=True)
 
-    succeeding = calibrate_model(
-        tiny_model_dir, f"folder:{data_dir}", tmp_path / "models", version="tiny-d", mirror=False, parent="tiny-0"
-    )
-    assert read_metadata(succeeding)["parent"] == "tiny-0"
-
 
 @pytest.mark.slow  # it fine-tunes
 def test_a_fine_tune_is_read_as_its_parent_is(tiny_model_dir, tmp_path) -> None:
