@@ -19,6 +19,11 @@ face found counts as wrong) and on FER2013 PrivateTest, the gate's decision, and
 the candidate's recall per expression on the unseen performers (the base version's comes first), and its
 expected calibration error there (15 bins, on the faces found).
 The Taiwanese set's licence allows evaluation only: nothing trained here is ever shipped.
+
+Measured 4 Dec 2026 with --reference --curve all (2-core AMD EPYC with AVX2, beside a training run): v5
+reads the unseen performers at 52.0% with an expected calibration error of 0.136; after 829 reviews the
+candidate reads them at 62.4% with 0.062 (activated; PrivateTest 71.5% -> 70.8%). Retraining on a
+population calibrates the model's confidence on it too.
 """
 
 import argparse

@@ -49,6 +49,10 @@ Measured 2 Dec 2026 on a 2-core AMD EPYC (AVX-512, no AMX), idle, the production
 parent_share 0.3), one run each: 18.9 s for 1,000 faces (training 18 s, 229 images/s); 71.8 s with
 --reference (training 55 s, 238 images/s; reading the reference data 3.4 s; evaluating on PublicTest
 12.1 s, in float32, where 25 Nov's 5.7 s read v4 once per face and v5 reads each face and its mirror).
+
+Measured 4 Dec 2026 on a 2-core AMD EPYC with AVX2 and no AVX-512 (cpu family 25), idle, the same settings,
+one run each: 34.4 s for 1,000 faces (training 31.6 s, 129 images/s); 126.5 s with --reference (training
+93.3 s, 141 images/s; reading the reference data 5.1 s; evaluating on PublicTest 25.5 s), over the target.
 """
 
 import argparse
