@@ -27,14 +27,13 @@ population calibrates the model's confidence on it too.
 """
 
 import argparse
-import dataclasses
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from shared import scratch_site  # noqa: E402  (this folder is on sys.path when run as a script)
+from shared import changed_settings, scratch_site  # noqa: E402  (this folder is on sys.path when run as a script)
 
 import ml  # noqa: E402, F401  (first: ml.runtime sets the OpenMP and MKL environment Paddle reads at import)
 from ml.data import TAIWANESE_CODES, TAIWANESE_NAME  # noqa: E402
@@ -50,14 +49,6 @@ def photos_by_performer(folder: Path) -> dict[str, list[tuple[Path, str]]]:
         if match:  # PPTVeNN.jpg: performer PP, expression letter e
             performers.setdefault(path.name[:2], []).append((path, TAIWANESE_CODES[match["code"].lower()]))
     return performers
-
-
-def parse_setting(text: str) -> tuple[str, object]:
-    name, _, value = text.partition("=")
-    try:
-        return name, int(value)
-    except ValueError:
-        return name, float(value)
 
 
 def main() -> None:
@@ -89,9 +80,7 @@ def main() -> None:
         from ml.labels import EXPRESSIONS, INDEX_OF
         from ml.predictor import Predictor
 
-        settings.EMOTIONSITE_RETRAIN = dataclasses.replace(
-            settings.EMOTIONSITE_RETRAIN, **dict(parse_setting(text) for text in args.set)
-        )
+        settings.EMOTIONSITE_RETRAIN = changed_settings(settings.EMOTIONSITE_RETRAIN, args.set)
         services.model_versions_register()
         base = ModelVersion.objects.get(state=ModelVersion.State.ACTIVE)
         performers = photos_by_performer(args.taiwanese)

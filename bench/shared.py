@@ -1,6 +1,7 @@
 """What the benchmarks share: the photo they send (made from a test fixture, no data set needed), a timer,
 and a throwaway site to run the product's own functions in."""
 
+import dataclasses
 import functools
 import io
 import os
@@ -22,6 +23,18 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "astronaut.jpg"
+
+
+def changed_settings(retrain_settings, changes: list[str]):
+    """A RetrainSettings with the benchmark's --set NAME=VALUE changes made, each VALUE read as an int or a float."""
+    values = {}
+    for text in changes:
+        name, _, value = text.partition("=")
+        try:
+            values[name] = int(value)
+        except ValueError:
+            values[name] = float(value)
+    return dataclasses.replace(retrain_settings, **values)
 
 
 def one_face_photo_jpeg() -> bytes:

@@ -14,9 +14,12 @@ count, as lost recall of the true class.
 """
 
 import argparse
+import hashlib
 import json
+import os
 import re
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -88,9 +91,32 @@ def in_batches(function: Callable[[np.ndarray], np.ndarray], images: np.ndarray)
     return np.concatenate(parts) if parts else np.empty((0, NUM_CLASSES), np.float32)
 
 
-def predict_all(predictor: Predictor, images: np.ndarray) -> np.ndarray:
-    """The predictor's (N, 7) probabilities for any number of crops."""
-    return in_batches(predictor.predict, images)
+def predict_all(predictor: Predictor, images: np.ndarray, *, kept_in: Path | None = None) -> np.ndarray:
+    """The predictor's (N, 7) probabilities for any number of crops.
+
+    With `kept_in`, a folder: they are kept there, named by the predictor's fingerprint and the crops' SHA-256,
+    and read from there when the same predictor is asked about the same crops again. A predictor without a
+    fingerprint is never kept; a kept file that cannot be read, or holds another shape, is computed again.
+    """
+    path = None
+    if kept_in is not None and predictor.fingerprint is not None:
+        crops = hashlib.sha256(f"{images.shape} {images.dtype}".encode() + np.ascontiguousarray(images).tobytes())
+        path = Path(kept_in) / f"{predictor.fingerprint[:32]}-{crops.hexdigest()[:32]}.npy"
+        try:
+            kept = np.load(path)
+            if kept.shape == (len(images), NUM_CLASSES):
+                return kept
+        except (OSError, ValueError, EOFError):
+            pass  # not kept yet, or damaged: computed again and written over
+    probabilities = in_batches(predictor.predict, images)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Whole or not at all, whoever else writes the same file at once (workers on several hosts share it).
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(handle, "wb") as file:
+            np.save(file, probabilities)
+        os.replace(temporary, path)
+    return probabilities
 
 
 def evaluate_model(predictor: Predictor, data: LabelledImages) -> dict:

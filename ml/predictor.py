@@ -15,6 +15,9 @@ mirror image in one batch, their logits averaged (faces are about symmetric; FER
 (`python -m ml.calibrate`), so a confidence of 70% is right about 70% of the time.
 """
 
+import dataclasses
+import hashlib
+import json
 import threading
 from pathlib import Path
 
@@ -24,6 +27,7 @@ import paddle.inference
 from ml.calibration import softmax
 from ml.labels import EXPRESSIONS, INPUT_SIZE
 from ml.model_folder import (
+    CHECKSUMS,
     INFERENCE_GRAPH,
     INFERENCE_PARAMETERS,
     InferenceSettings,
@@ -82,6 +86,17 @@ class Predictor:
         except (RuntimeError, ValueError, OSError) as error:
             raise ModelLoadError(f"{model_dir}: cannot load the model ({error})") from error
         return predictor
+
+    @property
+    def fingerprint(self) -> str | None:
+        """A SHA-256 that changes with anything that changes what `predict` returns: the net's files as model.json
+        records them, how the folder says to read them, and the arithmetic. None for a folder that records no
+        checksums (written before they were), whose files could change unseen."""
+        served = {name: self.metadata.get(CHECKSUMS, {}).get(name) for name in (INFERENCE_GRAPH, INFERENCE_PARAMETERS)}
+        if None in served.values():
+            return None
+        identity = {"files": served, "inference": dataclasses.asdict(self.settings), "computes_in": self.computes_in}
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
     def predict(self, crops: np.ndarray) -> np.ndarray:
         """(N, INPUT_SIZE, INPUT_SIZE) uint8 grey crops -> (N, 7) float32 probabilities, EXPRESSIONS order."""

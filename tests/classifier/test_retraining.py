@@ -20,6 +20,7 @@ from classifier.models import Face, ModelVersion, TrainingJob
 from classifier.services import CancelRefused, RetrainRefused
 from ml.labels import EXPRESSIONS, INPUT_SIZE
 from ml.promotion import compare_paired
+from ml.testing import synthetic_crops
 from tests.classifier.retrain_site import SAME_CAPTURE_IDS, TEST_RETRAIN, retrain_site, reviewed_faces
 from tests.conftest import db_worker_running, make_user
 
@@ -175,6 +176,47 @@ def test_a_candidate_that_is_not_ahead_is_kept_as_rejected(tiny_active, staff_us
     assert (
         "difference +0.0 points" in job.model_version.decision and "too few faces to tell" in job.model_version.decision
     )
+
+
+def reference_csv(path: Path, *, training: int, public_test: int) -> tuple[Path, np.ndarray]:
+    """A FER2013-shaped CSV of synthetic crops, and its PublicTest labels in the file's order."""
+    crops = synthetic_crops(training + public_test, seed=9)
+    usages = ["Training"] * training + ["PublicTest"] * public_test
+    rows = [
+        f"{label},{' '.join(map(str, pixels.ravel()))},{usage}"
+        for pixels, label, usage in zip(crops.images, crops.labels, usages, strict=True)
+    ]
+    path.write_text("\n".join(["emotion,pixels,Usage", *rows]) + "\n")
+    return path, crops.labels[training:]
+
+
+@pytest.mark.slow
+@SAME_CAPTURE_IDS
+def test_the_active_versions_predictions_on_the_reference_data_are_kept_for_the_next_job(
+    tiny_active, staff_user, settings, tmp_path
+):
+    reviewed_faces(staff_user, 140)
+    path, public_test_labels = reference_csv(tmp_path / "fer2013.csv", training=64, public_test=30)
+    settings.EMOTIONSITE_REFERENCE_DATA = str(path)
+    settings.EMOTIONSITE_RETRAIN = replace(TEST_RETRAIN, learning_rate=1e-9)  # a tie: tiny-1 stays active
+    first = services.retrain_request(requested_by=staff_user)
+    retraining.training_job_run(first.pk)
+    first.refresh_from_db()
+    assert first.state == TrainingJob.State.SUCCEEDED and first.model_version.state == ModelVersion.State.REJECTED
+    assert first.model_version.metrics["public_test"]["active"]["accuracy"] > 0.5
+    # The active version's, not the candidate's: most candidates are never active.
+    (kept,) = (Path(settings.EMOTIONSITE_MODEL_DIR) / retraining.KEPT_PREDICTIONS_FOLDER).iterdir()
+
+    # The next job reads them instead of computing them again: kept predictions that say every face is
+    # something it is not make the active version read 0%.
+    wrong = np.eye(len(EXPRESSIONS), dtype=np.float32)[(public_test_labels + 1) % len(EXPRESSIONS)]
+    np.save(kept, wrong)
+    second = services.retrain_request(requested_by=staff_user)
+    retraining.training_job_run(second.pk)
+    second.refresh_from_db()
+    assert second.state == TrainingJob.State.SUCCEEDED, second.error
+    assert second.model_version.metrics["public_test"]["active"]["accuracy"] == 0
+    assert second.model_version.metrics["public_test"]["count"] == len(public_test_labels)
 
 
 def evaluation_of(candidate_right: list[bool], active_right: list[bool]) -> dict:

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from ml.augment import AugmentConfig, augment_batch
+from ml.evaluate import predict_all
 from ml.export import export_model, export_run
 from ml.labels import EXPRESSIONS, INPUT_SIZE
 from ml.model import ExpressionNet, ModelConfig, load_weights, predict_probabilities
@@ -101,6 +102,44 @@ def test_with_bfloat16_arithmetic_the_predictor_computes_in_it_by_default(tiny_m
 def test_predictor_refuses_crops_of_the_wrong_shape(tiny_model_dir):
     with pytest.raises(ValueError, match="crops must be"):
         Predictor.load(tiny_model_dir).predict(np.zeros((2, 32, 32), np.uint8))
+
+
+def test_kept_predictions_are_read_back_for_the_same_net_and_crops_only(tiny_model_dir, tmp_path):
+    predictor, kept = Predictor.load(tiny_model_dir, bfloat16=False), tmp_path / "kept"
+    crops, other_crops = synthetic_crops(40, seed=3).images, synthetic_crops(40, seed=4).images
+    computed = predict_all(predictor, crops, kept_in=kept)
+    np.testing.assert_array_equal(computed, predict_all(predictor, crops))
+    (path,) = kept.iterdir()
+    np.testing.assert_array_equal(np.load(path), computed)
+
+    # What is read back is the file's: kept predictions made to say something else are returned as they are.
+    np.save(path, np.zeros_like(computed))
+    assert not predict_all(predictor, crops, kept_in=kept).any()
+    assert predict_all(predictor, other_crops, kept_in=kept).any()  # other crops: computed, kept beside
+    # The same files read another way are another predictor: a folder calibrated to another temperature.
+    metadata = json.loads((tiny_model_dir / "model.json").read_text())
+    recalibrated = tmp_path / "recalibrated"
+    recalibrated.mkdir()
+    for name in ("inference.json", "inference.pdiparams", "weights.pdparams"):
+        (recalibrated / name).write_bytes((tiny_model_dir / name).read_bytes())
+    (recalibrated / "model.json").write_text(json.dumps(metadata | {"inference": {"temperature": 2.0}}))
+    assert predict_all(Predictor.load(recalibrated, bfloat16=False), crops, kept_in=kept).any()
+    assert len(list(kept.iterdir())) == 3
+
+    path.write_bytes(b"not a NumPy file")  # damaged: computed again, and kept whole
+    np.testing.assert_array_equal(predict_all(predictor, crops, kept_in=kept), computed)
+    np.testing.assert_array_equal(np.load(path), computed)
+
+
+def test_a_folder_without_checksums_keeps_no_predictions(tiny_model_dir, tmp_path):
+    folder = export_model(tiny_model_dir / WEIGHTS_FILE, TINY_MODEL, tmp_path, version="unchecked")
+    metadata = json.loads((folder / "model.json").read_text())
+    del metadata["sha256"]
+    (folder / "model.json").write_text(json.dumps(metadata))
+    predictor = Predictor.load(folder)
+    assert predictor.fingerprint is None
+    predict_all(predictor, synthetic_crops(8).images, kept_in=tmp_path / "kept")
+    assert not (tmp_path / "kept").exists()
 
 
 def test_model_folder_records_version_labels_and_metrics(tiny_model_dir):
