@@ -56,6 +56,16 @@ parent_share 0.3), one run each: 18.9 s for 1,000 faces (training 18 s, 229 imag
 Measured 4 Dec 2026 on a 2-core AMD EPYC with AVX2 and no AVX-512 (cpu family 25), idle, the same settings,
 one run each: 34.4 s for 1,000 faces (training 31.6 s, 129 images/s); 126.5 s with --reference (training
 93.3 s, 141 images/s; reading the reference data 5.1 s; evaluating on PublicTest 25.5 s), over the target.
+Later that evening on the same machine, with --reference --jobs 2, one run of each, this CPU's speed varying
+by about a fifth between runs (the same job trained at 141 and 176 images/s):
+
+                                           job 1          job 2 (the active version's PublicTest kept)
+    1,500 reference images                 103.9 s        106.2 s
+      training                              74.6 s         88.8 s
+      evaluating on PublicTest              22.2 s         10.7 s
+    750 reference images (the settings)     87.4 s         77.1 s
+      training                              58.3 s         59.1 s
+      evaluating on PublicTest              22.1 s         11.2 s
 """
 
 import argparse
