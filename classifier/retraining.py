@@ -44,8 +44,8 @@ logger = logging.getLogger(__name__)
 # In EMOTIONSITE_MODEL_DIR, hidden, so never registered: the active version's predictions on the reference
 # data's PublicTest, which every job with reference data compares its candidate with. A version's are computed
 # once (ml.evaluate.predict_all), not at every job: evaluating on PublicTest took 10.7 s instead of 22.2 s
-# (bench/bench_retraining.py --reference --jobs 2, 2-core AVX2 EPYC). A candidate's are not kept: most are never
-# active, and one that becomes active has its own computed by the next job.
+# (bench/bench_retraining.py --reference --jobs 2, 2-core AVX2 EPYC). A candidate's are kept only once it is
+# activated: most candidates never are.
 KEPT_PREDICTIONS_FOLDER = ".kept-predictions"
 HEARTBEAT_SECONDS = 1.0  # how often a running job writes its progress and reads its cancel flag
 # How often a running job says it is alive outside training; stale_seconds must be well above it.
@@ -178,6 +178,7 @@ class JobCancelled(Exception):
 
 def _train_and_decide(job: TrainingJob, work_folder: Path, channel: _JobChannel, stop: StopOnSignal) -> None:
     from ml.data import read_fer2013_by_usage
+    from ml.evaluate import keep_predictions
     from ml.export import export_run
     from ml.predictor import Predictor
     from ml.train import TrainConfig, train
@@ -229,10 +230,12 @@ def _train_and_decide(job: TrainingJob, work_folder: Path, channel: _JobChannel,
     threads = usable_cores()
     candidate = Predictor.load(folder, threads=threads)
     active = Predictor.load(model_folder(active_version), threads=threads)
-    evaluation = {"held_out": _compare(candidate, active, faces.held_out)}
+    evaluation = {"held_out": _compare(candidate, active, faces.held_out)[0]}
+    kept_in = Path(settings.EMOTIONSITE_MODEL_DIR) / KEPT_PREDICTIONS_FOLDER
     if reference_test is not None:
-        kept_in = Path(settings.EMOTIONSITE_MODEL_DIR) / KEPT_PREDICTIONS_FOLDER
-        evaluation["public_test"] = _compare(candidate, active, reference_test, active_kept_in=kept_in)
+        evaluation["public_test"], candidate_on_reference = _compare(
+            candidate, active, reference_test, active_kept_in=kept_in
+        )
     margins = {"held_out": options["promotion_margin"], "public_test": options["reference_margin"]}
     promoted, decision = _decide(evaluation, active_version, margins=margins)
 
@@ -262,7 +265,10 @@ def _train_and_decide(job: TrainingJob, work_folder: Path, channel: _JobChannel,
         for record in result.history
     ]
     with stop.held():
-        _keep(job, folder, metadata, base_version, epochs=epochs)
+        model_version = _keep(job, folder, metadata, base_version, epochs=epochs)
+    if reference_test is not None and model_version.state == ModelVersion.State.ACTIVE:
+        # The next job compares its candidate with this version, whose predictions are at hand.
+        keep_predictions(candidate, reference_test.images, candidate_on_reference, kept_in)
     logger.info("Training job %s made %s: %s", job.pk, version, decision)
 
 
@@ -327,23 +333,25 @@ def _keep(
 
 def _compare(
     candidate: "Predictor", active: "Predictor", data: LabelledImages, *, active_kept_in: Path | None = None
-) -> dict:
-    """Both versions on the same faces: each one's scores, and the paired comparison the gate judges. With
-    `active_kept_in`, the active version's predictions are kept there for the next job, or read from there."""
+) -> tuple[dict, np.ndarray]:
+    """Both versions on the same faces: each one's scores and the paired comparison the gate judges, and the
+    candidate's probabilities. With `active_kept_in`, the active version's predictions are kept there for the
+    next job, or read from there."""
     from ml.evaluate import evaluate_predictions, predict_all
     from ml.promotion import compare_paired
 
-    scores, correct = {"count": len(data), "active_version": active.version}, {}
+    scores, correct, probabilities = {"count": len(data), "active_version": active.version}, {}, {}
     for name, predictor, kept_in in (("candidate", candidate, None), ("active", active, active_kept_in)):
-        probabilities = predict_all(predictor, data.images, kept_in=kept_in)
-        correct[name] = probabilities.argmax(axis=1) == data.labels
-        metrics = evaluate_predictions(data.labels, probabilities)
+        probabilities[name] = predict_all(predictor, data.images, kept_in=kept_in)
+        correct[name] = probabilities[name].argmax(axis=1) == data.labels
+        metrics = evaluate_predictions(data.labels, probabilities[name])
         scores[name] = {
             "accuracy": metrics["accuracy"],
             "macro_f1": metrics["macro_f1"],
             "recall": {label: figures["recall"] for label, figures in metrics["per_class"].items()},
         }
-    return scores | {"comparison": compare_paired(correct["candidate"], correct["active"]).as_dict()}
+    comparison = compare_paired(correct["candidate"], correct["active"]).as_dict()
+    return scores | {"comparison": comparison}, probabilities["candidate"]
 
 
 EVALUATION_NAMES = {"held_out": "held-out reviewed faces", "public_test": "FER2013 PublicTest faces"}

@@ -94,14 +94,12 @@ def in_batches(function: Callable[[np.ndarray], np.ndarray], images: np.ndarray)
 def predict_all(predictor: Predictor, images: np.ndarray, *, kept_in: Path | None = None) -> np.ndarray:
     """The predictor's (N, 7) probabilities for any number of crops.
 
-    With `kept_in`, a folder: they are kept there, named by the predictor's fingerprint and the crops' SHA-256,
-    and read from there when the same predictor is asked about the same crops again. A predictor without a
-    fingerprint is never kept; a kept file that cannot be read, or holds another shape, is computed again.
+    With `kept_in`, a folder: they are kept there (`keep_predictions`), and read from there when the same
+    predictor is asked about the same crops again. A kept file that cannot be read, or holds another shape, is
+    computed again.
     """
-    path = None
-    if kept_in is not None and predictor.fingerprint is not None:
-        crops = hashlib.sha256(f"{images.shape} {images.dtype}".encode() + np.ascontiguousarray(images).tobytes())
-        path = Path(kept_in) / f"{predictor.fingerprint[:32]}-{crops.hexdigest()[:32]}.npy"
+    path = None if kept_in is None else _kept_path(predictor, images, kept_in)
+    if path is not None:
         try:
             kept = np.load(path)
             if kept.shape == (len(images), NUM_CLASSES):
@@ -110,13 +108,32 @@ def predict_all(predictor: Predictor, images: np.ndarray, *, kept_in: Path | Non
             pass  # not kept yet, or damaged: computed again and written over
     probabilities = in_batches(predictor.predict, images)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Whole or not at all, whoever else writes the same file at once (workers on several hosts share it).
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(handle, "wb") as file:
-            np.save(file, probabilities)
-        os.replace(temporary, path)
+        _write_kept(path, probabilities)
     return probabilities
+
+
+def keep_predictions(predictor: Predictor, images: np.ndarray, probabilities: np.ndarray, folder: Path) -> None:
+    """Keep the predictor's probabilities for these crops in `folder`, named by the predictor's fingerprint and
+    the crops' SHA-256, for `predict_all(kept_in=folder)` to read. A predictor without a fingerprint is never kept."""
+    path = _kept_path(predictor, images, folder)
+    if path is not None:
+        _write_kept(path, probabilities)
+
+
+def _kept_path(predictor: Predictor, images: np.ndarray, folder: Path) -> Path | None:
+    if predictor.fingerprint is None:
+        return None
+    crops = hashlib.sha256(f"{images.shape} {images.dtype}".encode() + np.ascontiguousarray(images).tobytes())
+    return Path(folder) / f"{predictor.fingerprint[:32]}-{crops.hexdigest()[:32]}.npy"
+
+
+def _write_kept(path: Path, probabilities: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Whole or not at all, whoever else writes the same file at once (workers on several hosts share it).
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(handle, "wb") as file:
+        np.save(file, probabilities)
+    os.replace(temporary, path)
 
 
 def evaluate_model(predictor: Predictor, data: LabelledImages) -> dict:

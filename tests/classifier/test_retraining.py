@@ -19,6 +19,7 @@ from classifier import retraining, selectors, services, training_data
 from classifier.models import Face, ModelVersion, TrainingJob
 from classifier.services import CancelRefused, RetrainRefused
 from ml.labels import EXPRESSIONS, INPUT_SIZE
+from ml.predictor import Predictor
 from ml.promotion import compare_paired
 from ml.testing import synthetic_crops
 from tests.classifier.retrain_site import SAME_CAPTURE_IDS, TEST_RETRAIN, retrain_site, reviewed_faces
@@ -178,16 +179,18 @@ def test_a_candidate_that_is_not_ahead_is_kept_as_rejected(tiny_active, staff_us
     )
 
 
-def reference_csv(path: Path, *, training: int, public_test: int) -> tuple[Path, np.ndarray]:
-    """A FER2013-shaped CSV of synthetic crops, and its PublicTest labels in the file's order."""
+def reference_csv(path: Path, *, training: int, public_test: int, label_shift: int = 0) -> tuple[Path, np.ndarray]:
+    """A FER2013-shaped CSV of synthetic crops, and its PublicTest labels in the file's order; with `label_shift`,
+    labelled as `reviewed_faces` labels them."""
     crops = synthetic_crops(training + public_test, seed=9)
+    labels = (crops.labels + label_shift) % len(EXPRESSIONS)
     usages = ["Training"] * training + ["PublicTest"] * public_test
     rows = [
         f"{label},{' '.join(map(str, pixels.ravel()))},{usage}"
-        for pixels, label, usage in zip(crops.images, crops.labels, usages, strict=True)
+        for pixels, label, usage in zip(crops.images, labels, usages, strict=True)
     ]
     path.write_text("\n".join(["emotion,pixels,Usage", *rows]) + "\n")
-    return path, crops.labels[training:]
+    return path, labels[training:]
 
 
 @pytest.mark.slow
@@ -217,6 +220,25 @@ def test_the_active_versions_predictions_on_the_reference_data_are_kept_for_the_
     assert second.state == TrainingJob.State.SUCCEEDED, second.error
     assert second.model_version.metrics["public_test"]["active"]["accuracy"] == 0
     assert second.model_version.metrics["public_test"]["count"] == len(public_test_labels)
+
+
+@pytest.mark.slow
+@SAME_CAPTURE_IDS
+def test_an_activated_candidates_predictions_on_the_reference_data_are_kept_for_the_next_job_too(
+    tiny_active, staff_user, settings, tmp_path
+):
+    reviewed_faces(staff_user, 140, label_shift=1)
+    path, _ = reference_csv(tmp_path / "fer2013.csv", training=64, public_test=30, label_shift=1)
+    settings.EMOTIONSITE_REFERENCE_DATA = str(path)
+    settings.EMOTIONSITE_RETRAIN = LEARNS_THE_SHIFT
+    job = services.retrain_request(requested_by=staff_user)
+    retraining.training_job_run(job.pk)
+    job.refresh_from_db()
+    assert job.model_version.state == ModelVersion.State.ACTIVE, job.model_version.decision
+
+    models_dir = Path(settings.EMOTIONSITE_MODEL_DIR)
+    fingerprints = {Predictor.load(models_dir / name).fingerprint[:32] for name in ("tiny-1", job.model_version.path)}
+    assert {kept.name[:32] for kept in (models_dir / retraining.KEPT_PREDICTIONS_FOLDER).iterdir()} == fingerprints
 
 
 def evaluation_of(candidate_right: list[bool], active_right: list[bool]) -> dict:
