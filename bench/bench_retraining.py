@@ -15,8 +15,9 @@ changes), and times it from the request to the job's end, with its phases (timed
 job calls): reading the reviewed faces, reading the reference data, training, exporting, evaluating. With
 --reference, EMOTIONSITE_REFERENCE_DATA is the --fer2013 file, so the job mixes in its Training rows
 and also compares the two versions on PublicTest. Nothing is downloaded. With --jobs 2 a second job
-follows on the same reviews: against a version that stayed active, it reads that version's PublicTest
-predictions kept by the first job (classifier.retraining.KEPT_PREDICTIONS_FOLDER).
+follows on the same reviews and reads the active version's PublicTest predictions, which the first job kept
+(classifier.retraining.KEPT_PREDICTIONS_FOLDER), whether that version stayed active or was the first job's
+candidate. The phases show each version's predictions apart: the active version's take a moment when read back.
 
 Targets (issue 12): retraining on 1,000 reviewed faces (fine-tune, with evaluation) in under 60 s, and
 under 90 s with the reference data.
@@ -145,11 +146,8 @@ def timed_phases():
         which = "FER2013 PublicTest" if active_kept_in else "held-out reviewed faces"
         return f"evaluating both versions on {len(data):,} {which}"
 
-    evaluated = []
-
-    def evaluating(predictor, data) -> str:
-        evaluated.append(1)
-        return "candidate" if len(evaluated) % 2 else "active"
+    def predicting(predictor, images, *, kept_in=None) -> str:
+        return f"{predictor.version}'s predictions{', kept or read back' if kept_in else ''}"
 
     phases.wrap(training_data, "reviewed_faces", lambda: "reading the reviewed faces")
     phases.wrap(
@@ -158,7 +156,7 @@ def timed_phases():
     phases.wrap(ml.train, "train", lambda *args, **kwargs: "training (fine-tune)")
     phases.wrap(ml.export, "export_run", lambda *args, **kwargs: "exporting the best epoch")
     phases.wrap(retraining, "_compare", comparing)
-    phases.wrap(ml.evaluate, "evaluate_model", evaluating)
+    phases.wrap(ml.evaluate, "predict_all", predicting)
     try:
         yield phases
     finally:
@@ -272,7 +270,7 @@ def main() -> None:
         "--jobs",
         type=int,
         default=1,
-        help="jobs to run one after another: from the second on, the active version's PublicTest predictions are kept",
+        help="jobs in a row: from the second on, the active version's PublicTest predictions are read back",
     )
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="an EMOTIONSITE_RETRAIN field")
     args = parser.parse_args()

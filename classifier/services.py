@@ -475,7 +475,8 @@ def model_versions_register(*, model_dir: Path | None = None) -> list[ModelVersi
     found = []
     if model_dir.is_dir():
         for folder in sorted(model_dir.iterdir()):
-            # A name starting with "." is an export still being written.
+            # A name starting with "." is no version: an export still being written, a job's work folder,
+            # the kept predictions (classifier.retraining.KEPT_PREDICTIONS_FOLDER).
             if folder.name.startswith(".") or not (folder / METADATA_FILE).is_file():
                 continue
             try:

@@ -16,6 +16,7 @@ count, as lost recall of the true class.
 import argparse
 import hashlib
 import json
+import logging
 import os
 import re
 import sys
@@ -30,6 +31,8 @@ from ml.calibration import draw_reliability_diagram, expected_calibration_error
 from ml.data import FACE_CROPPERS, LabelledImages, read_dataset
 from ml.labels import EXPRESSIONS, NUM_CLASSES
 from ml.predictor import ModelLoadError, Predictor
+
+logger = logging.getLogger(__name__)
 
 PREDICT_BATCH = 256  # crops per Predictor call: bounds the activations' memory on large sets
 
@@ -128,12 +131,22 @@ def _kept_path(predictor: Predictor, images: np.ndarray, folder: Path) -> Path |
 
 
 def _write_kept(path: Path, probabilities: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Whole or not at all, whoever else writes the same file at once (workers on several hosts share it).
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "wb") as file:
-        np.save(file, probabilities)
-    os.replace(temporary, path)
+    """Write the file whole or not at all, whoever else writes it at once (workers on several hosts share it).
+    Keeping is a saving, not a result: a folder that cannot take it (full, read-only) costs a warning only."""
+    temporary = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(handle, "wb") as file:
+            np.save(file, probabilities)
+        os.chmod(temporary, 0o644)  # mkstemp's file is private to its creator; predictions are not secret
+        os.replace(temporary, path)
+        temporary = None
+    except OSError as error:
+        logger.warning("Predictions not kept in %s: %s", path.parent, error)
+    finally:
+        if temporary is not None:  # not moved into place: failed, or interrupted (a worker told to stop)
+            Path(temporary).unlink(missing_ok=True)
 
 
 def evaluate_model(predictor: Predictor, data: LabelledImages) -> dict:

@@ -22,6 +22,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import paddle
 import paddle.inference
 
 from ml.calibration import softmax
@@ -36,7 +37,10 @@ from ml.model_folder import (
     inference_settings,
     read_metadata,
 )
-from ml.runtime import computes_bfloat16
+from ml.runtime import computes_bfloat16, cpu_features
+
+# The x86 instruction sets whose presence changes which oneDNN kernels run the net.
+ONEDNN_KERNEL_FEATURES = frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile"})
 
 
 class ModelLoadError(RuntimeError):
@@ -90,12 +94,19 @@ class Predictor:
     @property
     def fingerprint(self) -> str | None:
         """A SHA-256 that changes with anything that changes what `predict` returns: the net's files as model.json
-        records them, how the folder says to read them, and the arithmetic. None for a folder that records no
-        checksums (written before they were), whose files could change unseen."""
+        records them, how the folder says to read them, the arithmetic, and what runs it (Paddle's version, and
+        the CPU's vector instructions, by which oneDNN chooses its kernels and so rounds differently). None for a
+        folder that records no checksums (written before they were), whose files could change unseen."""
         served = {name: self.metadata.get(CHECKSUMS, {}).get(name) for name in (INFERENCE_GRAPH, INFERENCE_PARAMETERS)}
         if None in served.values():
             return None
-        identity = {"files": served, "inference": dataclasses.asdict(self.settings), "computes_in": self.computes_in}
+        identity = {
+            "files": served,
+            "inference": dataclasses.asdict(self.settings),
+            "computes_in": self.computes_in,
+            "paddle": paddle.__version__,
+            "cpu": sorted(cpu_features() & ONEDNN_KERNEL_FEATURES),
+        }
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
     def predict(self, crops: np.ndarray) -> np.ndarray:

@@ -18,6 +18,8 @@ from django_tasks_db.models import DBTaskResult
 from classifier import retraining, selectors, services, training_data
 from classifier.models import Face, ModelVersion, TrainingJob
 from classifier.services import CancelRefused, RetrainRefused
+from ml.data import LabelledImages
+from ml.evaluate import predict_all
 from ml.labels import EXPRESSIONS, INPUT_SIZE
 from ml.predictor import Predictor
 from ml.promotion import compare_paired
@@ -179,8 +181,8 @@ def test_a_candidate_that_is_not_ahead_is_kept_as_rejected(tiny_active, staff_us
     )
 
 
-def reference_csv(path: Path, *, training: int, public_test: int, label_shift: int = 0) -> tuple[Path, np.ndarray]:
-    """A FER2013-shaped CSV of synthetic crops, and its PublicTest labels in the file's order; with `label_shift`,
+def reference_csv(path: Path, *, training: int, public_test: int, label_shift: int = 0) -> tuple[Path, LabelledImages]:
+    """A FER2013-shaped CSV of synthetic crops, and its PublicTest rows in the file's order; with `label_shift`,
     labelled as `reviewed_faces` labels them."""
     crops = synthetic_crops(training + public_test, seed=9)
     labels = (crops.labels + label_shift) % len(EXPRESSIONS)
@@ -190,7 +192,7 @@ def reference_csv(path: Path, *, training: int, public_test: int, label_shift: i
         for pixels, label, usage in zip(crops.images, labels, usages, strict=True)
     ]
     path.write_text("\n".join(["emotion,pixels,Usage", *rows]) + "\n")
-    return path, labels[training:]
+    return path, LabelledImages(crops.images[training:], labels[training:])
 
 
 @pytest.mark.slow
@@ -199,7 +201,7 @@ def test_the_active_versions_predictions_on_the_reference_data_are_kept_for_the_
     tiny_active, staff_user, settings, tmp_path
 ):
     reviewed_faces(staff_user, 140)
-    path, public_test_labels = reference_csv(tmp_path / "fer2013.csv", training=64, public_test=30)
+    path, public_test = reference_csv(tmp_path / "fer2013.csv", training=64, public_test=30)
     settings.EMOTIONSITE_REFERENCE_DATA = str(path)
     settings.EMOTIONSITE_RETRAIN = replace(TEST_RETRAIN, learning_rate=1e-9)  # a tie: tiny-1 stays active
     first = services.retrain_request(requested_by=staff_user)
@@ -212,14 +214,14 @@ def test_the_active_versions_predictions_on_the_reference_data_are_kept_for_the_
 
     # The next job reads them instead of computing them again: kept predictions that say every face is
     # something it is not make the active version read 0%.
-    wrong = np.eye(len(EXPRESSIONS), dtype=np.float32)[(public_test_labels + 1) % len(EXPRESSIONS)]
+    wrong = np.eye(len(EXPRESSIONS), dtype=np.float32)[(public_test.labels + 1) % len(EXPRESSIONS)]
     np.save(kept, wrong)
     second = services.retrain_request(requested_by=staff_user)
     retraining.training_job_run(second.pk)
     second.refresh_from_db()
     assert second.state == TrainingJob.State.SUCCEEDED, second.error
     assert second.model_version.metrics["public_test"]["active"]["accuracy"] == 0
-    assert second.model_version.metrics["public_test"]["count"] == len(public_test_labels)
+    assert second.model_version.metrics["public_test"]["count"] == len(public_test)
 
 
 @pytest.mark.slow
@@ -228,7 +230,7 @@ def test_an_activated_candidates_predictions_on_the_reference_data_are_kept_for_
     tiny_active, staff_user, settings, tmp_path
 ):
     reviewed_faces(staff_user, 140, label_shift=1)
-    path, _ = reference_csv(tmp_path / "fer2013.csv", training=64, public_test=30, label_shift=1)
+    path, public_test = reference_csv(tmp_path / "fer2013.csv", training=64, public_test=30, label_shift=1)
     settings.EMOTIONSITE_REFERENCE_DATA = str(path)
     settings.EMOTIONSITE_RETRAIN = LEARNS_THE_SHIFT
     job = services.retrain_request(requested_by=staff_user)
@@ -237,8 +239,16 @@ def test_an_activated_candidates_predictions_on_the_reference_data_are_kept_for_
     assert job.model_version.state == ModelVersion.State.ACTIVE, job.model_version.decision
 
     models_dir = Path(settings.EMOTIONSITE_MODEL_DIR)
-    fingerprints = {Predictor.load(models_dir / name).fingerprint[:32] for name in ("tiny-1", job.model_version.path)}
-    assert {kept.name[:32] for kept in (models_dir / retraining.KEPT_PREDICTIONS_FOLDER).iterdir()} == fingerprints
+    kept_in = models_dir / retraining.KEPT_PREDICTIONS_FOLDER
+    versions = {name: Predictor.load(models_dir / name) for name in ("tiny-1", job.model_version.path)}
+    assert {kept.name[:32] for kept in kept_in.iterdir()} == {
+        predictor.fingerprint[:32] for predictor in versions.values()
+    }
+    # What the new version's file holds is what it predicts for those faces.
+    (kept,) = kept_in.glob(f"{versions[job.model_version.path].fingerprint[:32]}-*")
+    np.testing.assert_allclose(
+        np.load(kept), predict_all(versions[job.model_version.path], public_test.images), rtol=1e-5, atol=1e-6
+    )
 
 
 def evaluation_of(candidate_right: list[bool], active_right: list[bool]) -> dict:

@@ -131,6 +131,22 @@ def test_kept_predictions_are_read_back_for_the_same_net_and_crops_only(tiny_mod
     np.testing.assert_array_equal(np.load(path), computed)
 
 
+def test_the_fingerprint_changes_with_the_arithmetic(tiny_model_dir):
+    predictor = Predictor.load(tiny_model_dir, bfloat16=False)
+    in_float32 = predictor.fingerprint
+    predictor.computes_in = "bfloat16"  # as on a CPU that computes in it, whose predictions differ a little
+    assert predictor.fingerprint != in_float32
+
+
+def test_predictions_a_folder_cannot_keep_are_returned_all_the_same(tiny_model_dir, tmp_path, caplog):
+    predictor, crops = Predictor.load(tiny_model_dir, bfloat16=False), synthetic_crops(8).images
+    (tmp_path / "a-file").write_text("")
+    kept_in = tmp_path / "a-file" / "kept"  # cannot be made: its parent is a file
+    np.testing.assert_array_equal(predict_all(predictor, crops, kept_in=kept_in), predict_all(predictor, crops))
+    assert "Predictions not kept in" in caplog.text
+    assert [path.name for path in tmp_path.iterdir()] == ["a-file"]
+
+
 def test_a_folder_without_checksums_keeps_no_predictions(tiny_model_dir, tmp_path):
     folder = export_model(tiny_model_dir / WEIGHTS_FILE, TINY_MODEL, tmp_path, version="unchecked")
     metadata = json.loads((folder / "model.json").read_text())
