@@ -124,10 +124,11 @@ def keep_predictions(predictor: Predictor, images: np.ndarray, probabilities: np
 
 
 def _kept_path(predictor: Predictor, images: np.ndarray, folder: Path) -> Path | None:
-    if predictor.fingerprint is None:
+    fingerprint = predictor.fingerprint  # computed at each reading (it hashes the predictor's identity): once here
+    if fingerprint is None:
         return None
     crops = hashlib.sha256(f"{images.shape} {images.dtype}".encode() + np.ascontiguousarray(images).tobytes())
-    return Path(folder) / f"{predictor.fingerprint[:32]}-{crops.hexdigest()[:32]}.npy"
+    return Path(folder) / f"{fingerprint[:32]}-{crops.hexdigest()[:32]}.npy"
 
 
 def _write_kept(path: Path, probabilities: np.ndarray) -> None:
